@@ -1,0 +1,28 @@
+import express, { type Express } from 'express';
+import type { Deps } from './deps';
+import { errorHandler, notFound } from './http/middleware/errors';
+import { httpMetrics } from './http/middleware/http-metrics';
+import { requestLog } from './http/middleware/request-log';
+import { registerRoutes } from './http/routes';
+
+/** The express app. It never listens: main.ts does, and tests drive it with supertest. */
+export function buildApp(deps: Deps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // ETags are record versions, set by the endpoints that have one
+  app.set('query parser', 'simple');
+
+  app.use(requestLog(deps.logger));
+  app.use(httpMetrics(deps.metrics));
+  app.use((_req, res, next) => {
+    // Responses may carry credentials; nothing may cache them.
+    res.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    if (deps.state.shuttingDown) res.set('Connection', 'close');
+    next();
+  });
+
+  registerRoutes(app, deps);
+  app.use(notFound());
+  app.use(errorHandler(deps.logger));
+  return app;
+}

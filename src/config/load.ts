@@ -1,0 +1,219 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { Keyring, KeyringError } from '../crypto/keyring';
+import { buildConfigSchema, ConfigSecret, type CallerKeyHash, type Config, type SecretSource } from './schema';
+
+export type Mode = 'production' | 'development';
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LoadedConfig {
+  mode: Mode;
+  /** The file the configuration came from, if any. */
+  path: string | undefined;
+  config: Config & { server: Config['server'] & { host: string } };
+  /** Absent only in development, where dev mode generates one. */
+  keyring: Keyring | undefined;
+  logLevel: LogLevel;
+  bodyLimitBytes: number;
+  /** Things an operator should see at start-up; the config is still usable. */
+  warnings: string[];
+}
+
+/** A configuration that cannot be used; `issues` name the path of each bad field. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
+  }
+}
+
+export interface LoadOptions {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Reads files; injected by tests. */
+  readFile?: (path: string) => string;
+}
+
+export const DEFAULT_CONFIG_FILE = 'token-vault.yaml';
+export const EXAMPLE_CONFIG_FILE = 'token-vault.example.yaml';
+
+/** Where the configuration comes from: TOKEN_VAULT_CONFIG, ./token-vault.yaml, or in dev the example. */
+export function findConfigFile(env: NodeJS.ProcessEnv, cwd: string, mode: Mode): string | undefined {
+  if (env.TOKEN_VAULT_CONFIG) return resolve(cwd, env.TOKEN_VAULT_CONFIG);
+  const local = resolve(cwd, DEFAULT_CONFIG_FILE);
+  if (existsSync(local)) return local;
+  const example = resolve(cwd, EXAMPLE_CONFIG_FILE);
+  if (mode === 'development' && existsSync(example)) return example;
+  return undefined;
+}
+
+export function loadConfig(options: LoadOptions): LoadedConfig {
+  const { env, cwd } = options;
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const mode: Mode = env.NODE_ENV === 'production' ? 'production' : 'development';
+  const path = findConfigFile(env, cwd, mode);
+  const baseDir = path ? dirname(path) : cwd;
+  const warnings: string[] = [];
+  const issues: string[] = [];
+
+  const raw = path ? readYaml(path, readFile) : {};
+  applyEnvOverrides(raw, env);
+
+  const source: SecretSource = {
+    env: (name) => env[name],
+    file: (file) => readFile(isAbsolute(file) ? file : resolve(baseDir, file)),
+  };
+  const parsed = buildConfigSchema(source).safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
+  }
+  const config = parsed.data;
+
+  let keyring: Keyring | undefined;
+  if (config.keyring) {
+    try {
+      keyring = Keyring.parse(config.keyring.reveal());
+    } catch (err) {
+      issues.push(`keyring: ${err instanceof KeyringError ? err.message : 'cannot be read'}`);
+    }
+  }
+
+  const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    issues.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  // Settings whose absence would weaken security are refused rather than ignored.
+  if (config.server.tls !== undefined) issues.push('server.tls: TLS is not supported by this version yet; terminate TLS in front of the vault');
+  config.callers.forEach((caller, i) => {
+    if (caller.certSubject !== undefined) issues.push(`callers[${i}].certSubject: mTLS caller identity is not supported by this version yet`);
+  });
+  if (config.redis.cluster !== undefined) issues.push('redis.cluster: Redis Cluster is not supported by this version yet');
+  if (config.redis.sentinel !== undefined) issues.push('redis.sentinel: Redis Sentinel is not supported by this version yet');
+
+  if (mode === 'production') {
+    if (!config.keyring) issues.push('keyring: production mode needs a keyring (keyring: { file: ... } or TOKEN_VAULT_KEYRING)');
+    if (config.callers.length === 0) issues.push('callers: production mode needs at least one caller with an API key');
+    for (const [where, url] of configuredUrls(config)) {
+      if (url.startsWith('http://') && !isLoopbackUrl(url)) issues.push(`${where}: http:// is only allowed for loopback hosts in production`);
+    }
+    const inline = inlineSecretPaths(config);
+    if (inline.length > 0) warnings.push(`inline secrets in the configuration (use { env } or { file }): ${inline.join(', ')}`);
+  }
+  warnings.push(...inertSettings(config));
+
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const host = config.server.host ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1');
+  return {
+    mode,
+    path,
+    config: { ...config, server: { ...config.server, host } },
+    keyring,
+    logLevel: logLevel as LogLevel,
+    bodyLimitBytes: parseByteSize(config.server.bodyLimit),
+    warnings,
+  };
+}
+
+function readYaml(path: string, readFile: (path: string) => string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError([`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `${path}: ${e.message.split('\n')[0]}`));
+  }
+  const value: unknown = doc.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value) || value === null) {
+    throw new ConfigError([`${path}: the top level must be a mapping`]);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** PORT, HOST, REDIS_URL and TOKEN_VAULT_KEYRING win over the file (DESIGN §3). */
+function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const section = (name: string): Record<string, unknown> => {
+    const current = raw[name];
+    if (typeof current === 'object' && current !== null && !Array.isArray(current)) return current as Record<string, unknown>;
+    const created: Record<string, unknown> = {};
+    raw[name] = created;
+    return created;
+  };
+  if (env.PORT) section('server').port = env.PORT;
+  if (env.HOST) section('server').host = env.HOST;
+  if (env.REDIS_URL) section('redis').url = { env: 'REDIS_URL' };
+  const keyring = env.TOKEN_VAULT_KEYRING?.trim();
+  if (keyring) raw.keyring = keyring.startsWith('{') ? { env: 'TOKEN_VAULT_KEYRING' } : { file: keyring };
+  // An inline keyring object (handy in tests) is the same JSON as a keyring file.
+  if (typeof raw.keyring === 'object' && raw.keyring !== null && 'keys' in raw.keyring) {
+    raw.keyring = JSON.stringify(raw.keyring);
+  }
+}
+
+function formatPath(path: PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`)).join('');
+}
+
+function* configuredUrls(config: Config): Generator<[string, string]> {
+  for (const [id, provider] of Object.entries(config.providers)) {
+    for (const [field, value] of Object.entries(provider)) {
+      if (field.endsWith('Url') && typeof value === 'string') yield [`providers.${id}.${field}`, value];
+    }
+  }
+  for (const [i, subscriber] of (config.webhooks?.subscribers ?? []).entries()) {
+    yield [`webhooks.subscribers[${i}].url`, subscriber.url];
+  }
+}
+
+export function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function inlineSecretPaths(config: Config): string[] {
+  const found: string[] = [];
+  const walk = (value: unknown, path: string): void => {
+    if (value instanceof ConfigSecret) {
+      if (value.origin === 'inline') found.push(path);
+    } else if (isCallerKey(value)) {
+      if (value.origin === 'inline') found.push(path);
+    } else if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(item, `${path}[${i}]`));
+    } else if (typeof value === 'object' && value !== null && !Buffer.isBuffer(value)) {
+      for (const [key, item] of Object.entries(value)) walk(item, path ? `${path}.${key}` : key);
+    }
+  };
+  walk(config, '');
+  return found;
+}
+
+function isCallerKey(value: unknown): value is CallerKeyHash {
+  return typeof value === 'object' && value !== null && Buffer.isBuffer((value as CallerKeyHash).sha256);
+}
+
+/** Settings the schema accepts (so a DESIGN §3 file loads) but this version does not act on yet. */
+function inertSettings(config: Config): string[] {
+  const inert: string[] = [];
+  if (config.server.publicPort !== undefined) inert.push('server.publicPort');
+  if (config.connect !== undefined) inert.push('connect');
+  if (config.webhooks !== undefined) inert.push('webhooks');
+  for (const [id, provider] of Object.entries(config.providers)) {
+    if (provider.preset !== undefined) inert.push(`providers.${id}.preset`);
+    if (provider.inboundWebhook !== undefined) inert.push(`providers.${id}.inboundWebhook`);
+  }
+  return inert.length > 0 ? [`these settings are accepted but have no effect in this version yet: ${inert.join(', ')}`] : [];
+}
+
+export function parseByteSize(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const match = /^(\d+)\s*(b|kb|mb)?$/i.exec(value.trim());
+  if (!match) throw new ConfigError([`server.bodyLimit: cannot read "${value}"`]);
+  const unit = (match[2] ?? 'b').toLowerCase();
+  return Number(match[1]) * (unit === 'mb' ? 1024 * 1024 : unit === 'kb' ? 1024 : 1);
+}

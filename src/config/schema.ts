@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { Secret } from '../secret';
+
+/**
+ * The configuration file of DESIGN §3. Secret fields take an inline string, `{ env: NAME }` or
+ * `{ file: /path }`; they are resolved while parsing, so a missing variable or file is reported
+ * with the path of the field that names it. Objects are strict: a misspelt key is an error, not a
+ * silently ignored setting.
+ */
+export const PROVIDER_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const SCOPES = ['tokens:read', 'tokens:write', 'tokens:sign', 'connect', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export type SecretOrigin = 'inline' | 'env' | 'file';
+
+/** A secret from the configuration, remembering where it came from (inline ones are warned about). */
+export class ConfigSecret extends Secret {
+  constructor(
+    value: string,
+    readonly origin: SecretOrigin,
+  ) {
+    super(value);
+  }
+}
+
+/** Reads `{ env }` and `{ file }` references; injected so tests need no real environment. */
+export interface SecretSource {
+  env(name: string): string | undefined;
+  file(path: string): string;
+}
+
+/** What a caller key becomes: only its SHA-256 is kept. */
+export interface CallerKeyHash {
+  sha256: Buffer;
+  origin: SecretOrigin | 'sha256';
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SECRET_REF_HELP = 'must be a string, { env: NAME } or { file: /path }';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** One-element-or-list fields: `clientSecret: x` and `clientSecret: [x, y]` both become lists. */
+function oneOrMany<T extends z.ZodType>(item: T) {
+  return z.union([item.transform((value) => [value] as z.output<T>[]), z.array(item).min(1)]);
+}
+
+export function buildConfigSchema(source: SecretSource) {
+  function resolveRef(ref: unknown, ctx: z.RefinementCtx, allowSha256: boolean): ConfigSecret | CallerKeyHash | undefined {
+    const fail = (message: string) => {
+      ctx.issues.push({ code: 'custom', message, input: undefined });
+      return undefined;
+    };
+    if (typeof ref === 'string') return ref.length > 0 ? new ConfigSecret(ref, 'inline') : fail('must not be empty');
+    if (!isRecord(ref) || Object.keys(ref).length !== 1) {
+      return fail(allowSha256 ? 'must be a string, { env: NAME }, { file: /path } or { sha256: <hex> }' : SECRET_REF_HELP);
+    }
+    if (typeof ref.env === 'string') {
+      if (!ENV_NAME.test(ref.env)) return fail(`env: "${ref.env}" is not a valid variable name`);
+      const value = source.env(ref.env);
+      if (value === undefined || value === '') return fail(`environment variable ${ref.env} is not set`);
+      return new ConfigSecret(value, 'env');
+    }
+    if (typeof ref.file === 'string') {
+      let value: string;
+      try {
+        value = source.file(ref.file).replace(/\r?\n$/, '');
+      } catch (err) {
+        return fail(`cannot read file ${ref.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      return value.length > 0 ? new ConfigSecret(value, 'file') : fail(`file ${ref.file} is empty`);
+    }
+    if (allowSha256 && typeof ref.sha256 === 'string') {
+      if (!/^[0-9a-fA-F]{64}$/.test(ref.sha256)) return fail('sha256 must be 64 hex characters');
+      return { sha256: Buffer.from(ref.sha256, 'hex'), origin: 'sha256' };
+    }
+    return fail(allowSha256 ? 'must be a string, { env: NAME }, { file: /path } or { sha256: <hex> }' : SECRET_REF_HELP);
+  }
+
+  const secret = z.unknown().transform((ref, ctx) => (resolveRef(ref, ctx, false) as ConfigSecret | undefined) ?? z.NEVER);
+
+  const callerKey = z.unknown().transform((ref, ctx): CallerKeyHash => {
+    const resolved = resolveRef(ref, ctx, true);
+    if (resolved === undefined) return z.NEVER;
+    if (resolved instanceof ConfigSecret) {
+      return { sha256: createHash('sha256').update(resolved.reveal()).digest(), origin: resolved.origin };
+    }
+    return resolved as CallerKeyHash;
+  });
+
+  const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+  const port = z
+    .union([z.number(), z.string().regex(/^\d+$/, 'must be a port number').transform(Number)])
+    .pipe(z.number().int().min(0).max(65535));
+  const seconds = z.number().int().min(0);
+
+  const inboundWebhook = z.strictObject({
+    secret,
+    toleranceSeconds: seconds.default(300),
+  });
+
+  const providerBase = {
+    preset: z.string().optional(),
+    inboundWebhook: inboundWebhook.optional(),
+  };
+
+  const oauth2Provider = z.strictObject({
+    ...providerBase,
+    type: z.literal('oauth2'),
+    grant: z.enum(['authorization_code', 'client_credentials']).default('authorization_code'),
+    clientId: z.string().min(1),
+    clientSecret: oneOrMany(secret),
+    clientAuth: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+    tokenUrl: url,
+    revocationUrl: url.optional(),
+    authorizationUrl: url.optional(),
+    deviceAuthorizationUrl: url.optional(),
+    userinfoUrl: url.optional(),
+    scopes: z.array(z.string().min(1)).default([]),
+    defaultLifetimeSeconds: z.number().int().min(60).default(3600),
+    maxConcurrency: z.number().int().min(1).max(1024).default(16),
+  });
+
+  const oauth1Provider = z
+    .strictObject({
+      ...providerBase,
+      type: z.literal('oauth1'),
+      consumerKey: z.string().min(1),
+      consumerSecret: secret,
+      signatureMethod: z.enum(['HMAC-SHA1', 'HMAC-SHA256', 'RSA-SHA1', 'PLAINTEXT']).default('HMAC-SHA1'),
+      privateKey: secret.optional(),
+      includeVersion: z.boolean().default(true),
+      signOnly: z.boolean().default(false),
+      requestTokenUrl: url.optional(),
+      authorizeUrl: url.optional(),
+      accessTokenUrl: url.optional(),
+    })
+    .refine((p) => p.signatureMethod !== 'RSA-SHA1' || p.privateKey !== undefined, {
+      message: 'RSA-SHA1 needs privateKey',
+      path: ['privateKey'],
+    });
+
+  const provider = z.discriminatedUnion('type', [oauth2Provider, oauth1Provider], {
+    error: 'type must be "oauth2" or "oauth1"',
+  });
+
+  const caller = z
+    .strictObject({
+      name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'caller names match ^[A-Za-z0-9._-]{1,64}$'),
+      key: callerKey.optional(),
+      keys: z.array(callerKey).min(1).optional(),
+      certSubject: z.string().min(1).optional(),
+      scopes: z.array(z.enum(SCOPES)).min(1),
+      providers: z.array(z.union([z.literal('*'), z.string().regex(PROVIDER_ID, 'not a valid provider id')])).min(1),
+    })
+    .refine((c) => (c.key === undefined) !== (c.keys === undefined), {
+      message: 'give exactly one of key or keys',
+      path: ['keys'],
+    })
+    .transform(({ key, keys, ...rest }) => ({ ...rest, keys: keys ?? (key ? [key] : []) }));
+
+  const subscriber = z
+    .strictObject({
+      url,
+      secret: secret.optional(),
+      secrets: z.array(secret).min(1).optional(),
+      events: z.array(z.string().min(1)).min(1),
+    })
+    .refine((s) => (s.secret === undefined) !== (s.secrets === undefined), {
+      message: 'give exactly one of secret or secrets',
+      path: ['secrets'],
+    });
+
+  return z
+    .strictObject({
+      server: z
+        .strictObject({
+          host: z.string().min(1).optional(),
+          port: port.default(8080),
+          bodyLimit: z
+            .union([z.number().int().min(1024), z.string().regex(/^\d+\s*(b|kb|mb)?$/i, 'like 64kb')])
+            .default('64kb'),
+          publicUrl: url.optional(),
+          publicPort: port.optional(),
+          tls: z.unknown().optional(),
+        })
+        .prefault({}),
+      redis: z
+        .strictObject({
+          url: secret.optional(),
+          keyPrefix: z
+            .string()
+            .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'letters, digits and : . _ - only (no braces: they would break hash tags)')
+            .default('tv:'),
+          waitReplicas: z.number().int().min(0).default(0),
+          cluster: z.unknown().optional(),
+          sentinel: z.unknown().optional(),
+        })
+        .prefault({}),
+      keyring: secret.optional(),
+      callers: z.array(caller).default([]),
+      providers: z.record(z.string().regex(PROVIDER_ID, 'provider ids match ^[a-z0-9][a-z0-9_-]{0,63}$'), provider).default({}),
+      connect: z.strictObject({ returnTo: z.array(url).default([]) }).optional(),
+      refresh: z
+        .strictObject({
+          skewSeconds: seconds.default(300),
+          jitterSeconds: seconds.default(30),
+          workers: z.number().int().min(1).default(8),
+          leaseSeconds: z.number().int().min(5).default(30),
+          maxBackoffSeconds: z.number().int().min(1).default(300),
+        })
+        .prefault({}),
+      rewrap: z.strictObject({ recordsPerSecond: z.number().min(0).default(0) }).prefault({}),
+      webhooks: z.strictObject({ subscribers: z.array(subscriber).default([]) }).optional(),
+    })
+    .superRefine((config, ctx) => {
+      const names = new Set<string>();
+      const keyOwners = new Map<string, string>();
+      config.callers.forEach((caller, i) => {
+        if (names.has(caller.name)) {
+          ctx.addIssue({ code: 'custom', message: `duplicate caller name "${caller.name}"`, path: ['callers', i, 'name'] });
+        }
+        names.add(caller.name);
+        caller.providers.forEach((id, j) => {
+          if (id !== '*' && !(id in config.providers)) {
+            ctx.addIssue({ code: 'custom', message: `unknown provider "${id}"`, path: ['callers', i, 'providers', j] });
+          }
+        });
+        caller.keys.forEach((key, j) => {
+          const hex = key.sha256.toString('hex');
+          const owner = keyOwners.get(hex);
+          if (owner !== undefined && owner !== caller.name) {
+            ctx.addIssue({ code: 'custom', message: `the same key is also given to caller "${owner}"`, path: ['callers', i, 'keys', j] });
+          }
+          keyOwners.set(hex, caller.name);
+        });
+      });
+    });
+}
+
+export type Config = z.output<ReturnType<typeof buildConfigSchema>>;
+export type ProviderConfig = Config['providers'][string];
+export type OAuth2ProviderConfig = Extract<ProviderConfig, { type: 'oauth2' }>;
+export type OAuth1ProviderConfig = Extract<ProviderConfig, { type: 'oauth1' }>;
+export type CallerConfig = Config['callers'][number];

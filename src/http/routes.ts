@@ -1,0 +1,21 @@
+import type { Express } from 'express';
+import type { Deps } from '../deps';
+import { healthz, metrics, readyz } from './endpoints/health/probes';
+import { deleteToken } from './endpoints/tokens/delete-token';
+import { deleteUserTokens } from './endpoints/tokens/delete-user-tokens';
+import { getToken } from './endpoints/tokens/get-token';
+import { listTokens } from './endpoints/tokens/list-tokens';
+import { putToken } from './endpoints/tokens/put-token';
+
+/** Every route of the API, in one table (DESIGN §4). */
+export function registerRoutes(app: Express, deps: Deps): void {
+  app.get('/healthz', healthz());
+  app.get('/readyz', readyz(deps));
+  app.get('/metrics', metrics(deps));
+
+  app.put('/tokens/:user/:provider', putToken(deps));
+  app.get('/tokens/:user/:provider', getToken(deps));
+  app.delete('/tokens/:user/:provider', deleteToken(deps));
+  app.get('/tokens/:user', listTokens(deps));
+  app.delete('/tokens/:user', deleteUserTokens(deps));
+}

@@ -1,0 +1,99 @@
+import { createServer } from 'node:http';
+import pino from 'pino';
+import { buildApp } from './app';
+import { ConfigError, loadConfig, type LoadedConfig } from './config/load';
+import { createDeps, type Deps, type DepsOptions } from './deps';
+import { prepareDev } from './dev/dev-mode';
+import { createLogger } from './observability/logger';
+import { redisWarnings } from './store/redis-checks';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * Reads the configuration, wires the dependencies, listens, and shuts down gracefully: on
+ * SIGTERM or SIGINT it stops accepting connections, finishes in-flight requests, closes Redis
+ * (and the dev redis-server, if it started one), flushes the logs and exits 0.
+ */
+async function main(): Promise<void> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig({ env: process.env, cwd: process.cwd() });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`token-vault: ${err.message}\n`);
+    process.exit(1);
+  }
+
+  // Asynchronous writes keep logging off the hot path; flushed before exit.
+  const destination = pino.destination({ dest: 1, sync: false });
+  const logger = createLogger(loaded.logLevel, destination);
+  const fail = (message: string, err?: unknown) => {
+    logger.fatal({ reason: err instanceof Error ? err.message : undefined }, message);
+    destination.flushSync();
+    process.exit(1);
+  };
+  logger.info({ mode: loaded.mode, config: loaded.path ?? '(none)' }, 'starting token-vault');
+  for (const warning of loaded.warnings) logger.warn(warning);
+
+  const options: DepsOptions = { logDestination: destination, logger };
+  let stopDevRedis = async () => undefined as void;
+  if (loaded.mode === 'development') {
+    try {
+      const dev = await prepareDev(loaded, process.cwd(), logger);
+      loaded = dev.loaded;
+      Object.assign(options, { redisUrl: dev.redisUrl, keyring: dev.keyring }, dev.keyPrefix ? { keyPrefix: dev.keyPrefix } : {});
+      stopDevRedis = dev.stop;
+    } catch (err) {
+      return fail('dev mode could not prepare Redis, keyring or callers', err);
+    }
+  }
+
+  let deps: Deps;
+  try {
+    deps = await createDeps(loaded, options);
+  } catch (err) {
+    await stopDevRedis();
+    return fail('cannot start: Redis is not reachable', err);
+  }
+  for (const warning of await redisWarnings(deps.redis)) logger.warn(warning);
+
+  const server = createServer(buildApp(deps));
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 65_000; // above common load-balancer idle timeouts (60 s)
+
+  const { host, port } = loaded.config.server;
+  server.listen(port, host, () => {
+    const address = server.address();
+    const bound = typeof address === 'object' && address ? address.port : port;
+    logger.info({ host, port: bound }, `token-vault listening on http://${host.includes(':') ? `[${host}]` : host}:${bound}`);
+  });
+  server.on('error', (err) => fail('cannot listen', err));
+
+  const shutdown = async (signal: string) => {
+    if (deps.state.shuttingDown) return;
+    deps.state.shuttingDown = true;
+    logger.info({ signal }, 'shutting down: refusing new connections, finishing in-flight requests');
+    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    force.unref();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    clearTimeout(force);
+    await deps.close();
+    await stopDevRedis();
+    logger.info('stopped');
+    destination.flushSync();
+    process.exit(0);
+  };
+  // on, not once: a terminal's Ctrl-C can arrive twice (directly and forwarded by npm).
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('unhandledRejection', (err) => fail('unhandled rejection', err));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`token-vault: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

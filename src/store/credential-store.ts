@@ -1,0 +1,179 @@
+import type { Redis } from 'ioredis';
+import { PreconditionFailedError } from '../errors';
+import { dueMember, type Keys } from './keys';
+import { LuaStatus, toStoreError } from './redis';
+
+/**
+ * The credential record, a Redis HASH at keys.credential(user, provider):
+ *
+ *   version     record version issued by the shard's counter: the compare-and-set token
+ *   kek         id of the KEK the record's data key is wrapped under (kept counts per shard)
+ *   type        oauth1 | oauth2
+ *   state       active | reauth_required
+ *   expires_at  ms since the epoch; absent when the provider gave no expiry
+ *   refresh_at  ms since the epoch when the scheduler should refresh it; absent when nothing will
+ *   scope       granted scope (OAuth 2.0), absent when unknown
+ *   account_id  the provider's id for the user, absent when unknown
+ *   created_at, updated_at   ms since the epoch
+ *   blob        the sealed credential (crypto/envelope.ts); the only field with token material
+ *
+ * The clear fields exist so lists, counts and schedules never decrypt. What decides what a
+ * caller receives (type, expiry, tokens) is read from inside the sealed blob.
+ */
+export type CredentialType = 'oauth1' | 'oauth2';
+export type CredentialState = 'active' | 'reauth_required';
+
+export interface CredentialMeta {
+  user: string;
+  provider: string;
+  version: number;
+  type: CredentialType;
+  state: CredentialState;
+  kekId: string;
+  expiresAt: number | null;
+  refreshAt: number | null;
+  scope: string | null;
+  accountId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface StoredCredential extends CredentialMeta {
+  blob: Buffer;
+}
+
+export interface CredentialWrite {
+  user: string;
+  provider: string;
+  type: CredentialType;
+  state: CredentialState;
+  kekId: string;
+  blob: Buffer;
+  expiresAt: number | null;
+  refreshAt: number | null;
+  scope: string | null;
+  accountId: string | null;
+  now: number;
+}
+
+/** If-Match semantics: any version, the record must exist, must not exist, or an exact version. */
+export type ExpectedVersion = { kind: 'any' } | { kind: 'exists' } | { kind: 'absent' } | { kind: 'exact'; version: number };
+export const ANY_VERSION: ExpectedVersion = { kind: 'any' };
+
+const META_FIELDS = ['version', 'kek', 'type', 'state', 'expires_at', 'refresh_at', 'scope', 'account_id', 'created_at', 'updated_at'] as const;
+
+export class CredentialStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  /** Writes a credential; throws PreconditionFailedError when `expected` does not hold. */
+  async put(write: CredentialWrite, expected: ExpectedVersion = ANY_VERSION): Promise<{ version: number; created: boolean; createdAt: number }> {
+    const { user, provider } = write;
+    const fields: (string | Buffer)[] = ['type', write.type, 'state', write.state, 'blob', write.blob];
+    if (write.expiresAt !== null) fields.push('expires_at', String(write.expiresAt));
+    if (write.scope !== null) fields.push('scope', write.scope);
+    if (write.accountId !== null) fields.push('account_id', write.accountId);
+    const [status, value, createdAt] = await this.call(() =>
+      this.redis.putCredential(
+        this.keys.credential(user, provider),
+        this.keys.userIndex(user),
+        this.keys.due(user),
+        this.keys.kekCounts(user),
+        this.keys.versions(user),
+        provider,
+        dueMember(user, provider),
+        encodeExpected(expected),
+        write.refreshAt === null ? '' : String(write.refreshAt),
+        String(write.now),
+        write.kekId,
+        ...fields,
+      ),
+    );
+    if (status === LuaStatus.VersionMismatch) throw versionMismatch(expected, value);
+    return { version: status, created: value === 1, createdAt: Number(createdAt) };
+  }
+
+  async get(user: string, provider: string): Promise<StoredCredential | null> {
+    const hash = await this.call(() => this.redis.hgetallBuffer(this.keys.credential(user, provider)));
+    if (!hash.blob || !hash.version) return null;
+    const text = (name: string) => hash[name]?.toString('utf8') ?? null;
+    return { ...parseMeta(user, provider, META_FIELDS.map(text)), blob: hash.blob };
+  }
+
+  /** Clear metadata of every credential of a user; no decryption. */
+  async list(user: string): Promise<CredentialMeta[]> {
+    const providers = (await this.call(() => this.redis.smembers(this.keys.userIndex(user)))).sort();
+    const rows = await this.call(() => Promise.all(providers.map((p) => this.redis.hmget(this.keys.credential(user, p), ...META_FIELDS))));
+    return rows.flatMap((row, i) => (row[0] === null ? [] : [parseMeta(user, providers[i] as string, row)]));
+  }
+
+  /** Returns the deleted version, or null when there was nothing to delete. */
+  async delete(user: string, provider: string, expected: ExpectedVersion = ANY_VERSION): Promise<number | null> {
+    const [status, value] = await this.call(() =>
+      this.redis.deleteCredential(
+        this.keys.credential(user, provider),
+        this.keys.userIndex(user),
+        this.keys.due(user),
+        this.keys.kekCounts(user),
+        provider,
+        dueMember(user, provider),
+        expected.kind === 'exact' ? String(expected.version) : '',
+      ),
+    );
+    if (status === LuaStatus.VersionMismatch) throw versionMismatch(expected, value);
+    return status === LuaStatus.Done ? value : null;
+  }
+
+  /** Round trip to Redis, for /readyz. */
+  async ping(): Promise<void> {
+    await this.call(() => this.redis.ping());
+  }
+
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+}
+
+function encodeExpected(expected: ExpectedVersion): string {
+  switch (expected.kind) {
+    case 'any':
+      return '';
+    case 'exists':
+      return '*';
+    case 'absent':
+      return '0';
+    case 'exact':
+      return String(expected.version);
+  }
+}
+
+function versionMismatch(expected: ExpectedVersion, current: number): PreconditionFailedError {
+  if (expected.kind === 'absent') return new PreconditionFailedError(`the credential already exists (version ${current})`);
+  if (current === 0) return new PreconditionFailedError('the credential does not exist');
+  return new PreconditionFailedError(`the credential is at version ${current}`);
+}
+
+function parseMeta(user: string, provider: string, row: (string | null)[]): CredentialMeta {
+  const [version, kek, type, state, expiresAt, refreshAt, scope, accountId, createdAt, updatedAt] = row;
+  const number = (value: string | null | undefined) => (value === null || value === undefined ? null : Number(value));
+  return {
+    user,
+    provider,
+    version: Number(version),
+    kekId: kek ?? '',
+    type: type === 'oauth1' ? 'oauth1' : 'oauth2',
+    state: state === 'reauth_required' ? 'reauth_required' : 'active',
+    expiresAt: number(expiresAt),
+    refreshAt: number(refreshAt),
+    scope: scope ?? null,
+    accountId: accountId ?? null,
+    createdAt: number(createdAt) ?? 0,
+    updatedAt: number(updatedAt) ?? 0,
+  };
+}

@@ -1,0 +1,70 @@
+import { crc32 } from 'node:zlib';
+
+/**
+ * Every Redis key name is built here and nowhere else.
+ *
+ * Each user maps to one of 1,024 logical shards, shard = crc32(user) mod 1024, fixed forever
+ * (changing it is a data migration). Every key about a user carries `{s<n>}` as its hash tag, so
+ * one Lua script can change the record, its schedule and its counters atomically on a single
+ * Redis and on Redis Cluster alike:
+ *
+ *   <prefix>{s<n>}:cred:<user>:<provider>   HASH  sealed blob + clear metadata (see credential-store.ts)
+ *   <prefix>{s<n>}:user:<user>              SET   the user's provider ids
+ *   <prefix>{s<n>}:due                      ZSET  "<user>:<provider>" scored by refresh_at (ms)
+ *   <prefix>{s<n>}:kek                      HASH  KEK id -> records in this shard sealed under it
+ *   <prefix>{s<n>}:seq                      STRING counter issuing record versions (never reused)
+ *   <prefix>{s<n>}:outbox                   events written with the change that caused them
+ *
+ * Members "<user>:<provider>" split on the last ':' because provider ids contain none.
+ */
+export const SHARD_COUNT = 1024;
+
+export function shardOf(user: string): number {
+  return crc32(user) % SHARD_COUNT;
+}
+
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  private shard(user: string): string {
+    return `${this.prefix}{s${shardOf(user)}}:`;
+  }
+
+  credential(user: string, provider: string): string {
+    return `${this.shard(user)}cred:${user}:${provider}`;
+  }
+
+  userIndex(user: string): string {
+    return `${this.shard(user)}user:${user}`;
+  }
+
+  due(user: string): string {
+    return `${this.shard(user)}due`;
+  }
+
+  kekCounts(user: string): string {
+    return `${this.shard(user)}kek`;
+  }
+
+  versions(user: string): string {
+    return `${this.shard(user)}seq`;
+  }
+
+  outbox(user: string): string {
+    return `${this.shard(user)}outbox`;
+  }
+
+  /** Keys of one shard by number, for work that walks every shard (scheduler, counts). */
+  shardKey(shard: number, name: 'due' | 'kek' | 'outbox'): string {
+    return `${this.prefix}{s${shard}}:${name}`;
+  }
+}
+
+export function dueMember(user: string, provider: string): string {
+  return `${user}:${provider}`;
+}
+
+export function parseDueMember(member: string): { user: string; provider: string } {
+  const at = member.lastIndexOf(':');
+  return { user: member.slice(0, at), provider: member.slice(at + 1) };
+}

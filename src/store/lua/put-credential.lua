@@ -1,0 +1,50 @@
+--[[
+  put-credential: writes one sealed credential and everything indexed on it, atomically, as a
+  compare-and-set on the record version.
+
+  KEYS[1]  credential  HASH    <prefix>{s<n>}:cred:<user>:<provider>
+  KEYS[2]  user index  SET     <prefix>{s<n>}:user:<user>
+  KEYS[3]  due         ZSET    <prefix>{s<n>}:due
+  KEYS[4]  kek counts  HASH    <prefix>{s<n>}:kek
+  KEYS[5]  versions    STRING  <prefix>{s<n>}:seq
+
+  ARGV[1]  provider id (member of the user index)
+  ARGV[2]  due member "<user>:<provider>"
+  ARGV[3]  expected version: "" = any, "*" = must exist, "0" = must not exist, "<n>" = must equal
+  ARGV[4]  refresh_at in ms, or "" when nothing will refresh this credential
+  ARGV[5]  now in ms (updated_at, and created_at of a new record)
+  ARGV[6]  id of the KEK the blob's data key is wrapped under
+  ARGV[7…] field, value pairs of the rest of the record (blob and clear metadata)
+
+  Returns {version, 1 if created else 0, created_at}, or {-1, current version or 0} when the
+  expected version does not match (nothing is written).
+]]
+local current = redis.call('HMGET', KEYS[1], 'version', 'kek', 'created_at')
+local expected = ARGV[3]
+if expected == '*' then
+  if not current[1] then return {-1, 0} end
+elseif expected ~= '' and expected ~= (current[1] or '0') then
+  return {-1, tonumber(current[1] or '0')}
+end
+
+local version = redis.call('INCR', KEYS[5])
+local createdAt = current[3] or ARGV[5]
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', version, 'kek', ARGV[6], 'updated_at', ARGV[5],
+  'created_at', createdAt, unpack(ARGV, 7))
+
+if current[2] then
+  if redis.call('HINCRBY', KEYS[4], current[2], -1) <= 0 then redis.call('HDEL', KEYS[4], current[2]) end
+end
+redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
+
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'refresh_at', ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+else
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+
+if current[1] then return {version, 0, createdAt} end
+return {version, 1, createdAt}

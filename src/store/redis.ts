@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis, ReplyError, type Result } from 'ioredis';
+import { AppError, UnavailableError } from '../errors';
+
+/**
+ * The Lua scripts of store/lua/, defined on every connection with defineCommand (EVALSHA, and
+ * EVAL again after a Redis restart flushed the script cache). Their replies are arrays whose
+ * first element is a status from LuaStatus.
+ */
+const SCRIPTS = {
+  putCredential: { file: 'put-credential.lua', keys: 5 },
+  deleteCredential: { file: 'delete-credential.lua', keys: 4 },
+} as const;
+
+export enum LuaStatus {
+  VersionMismatch = -1,
+  Absent = 0,
+  Done = 1,
+}
+
+type ScriptArg = string | number | Buffer;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    putCredential(...args: ScriptArg[]): Result<[number, number, string?], Context>;
+    deleteCredential(...args: ScriptArg[]): Result<[number, number], Context>;
+  }
+}
+
+export interface RedisOptions {
+  /** Shown in CLIENT LIST, so an operator can tell the vault's connections apart. */
+  connectionName?: string;
+}
+
+/**
+ * A connection that fails fast: with the offline queue off, a command issued while Redis is
+ * unreachable is rejected at once (and answered 503) instead of piling up. It reconnects by
+ * itself; the first connect is awaited by the caller.
+ */
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    commandTimeout: 5000,
+    connectionName: options.connectionName ?? 'token-vault',
+    retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+  });
+  // Errors reach callers as rejected commands and /readyz; the event itself only needs a listener.
+  redis.on('error', () => undefined);
+  for (const [name, script] of Object.entries(SCRIPTS)) {
+    redis.defineCommand(name, { numberOfKeys: script.keys, lua: readFileSync(join(__dirname, 'lua', script.file), 'utf8') });
+  }
+  return redis;
+}
+
+/** Connects, or throws after `timeoutMs` with the reason (never the URL: it may hold a password). */
+export async function connectRedis(redis: Redis, timeoutMs = 5000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`cannot connect to Redis: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Replies that mean "Redis is there but cannot serve right now": answered 503, not 500. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/;
+
+/** Maps a failed Redis call to what the caller should see. */
+export function toStoreError(err: unknown): Error {
+  if (err instanceof AppError) return err;
+  if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) return err as Error;
+  return new UnavailableError('the credential store is unavailable; retry shortly', 1, err);
+}
