@@ -53,11 +53,27 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   const mode: Mode = env.NODE_ENV === 'production' ? 'production' : 'development';
   const path = findConfigFile(env, cwd, mode);
-  const baseDir = path ? dirname(path) : cwd;
+  const raw = path ? readYaml(path, readFile) : {};
+  return resolveConfig(raw, { env, mode, path, baseDir: path ? dirname(path) : cwd, readFile });
+}
+
+export interface ResolveOptions {
+  env: NodeJS.ProcessEnv;
+  mode: Mode;
+  path?: string;
+  /** Relative `{ file }` references are read from here. */
+  baseDir: string;
+  readFile?: (path: string) => string;
+}
+
+/** Validates a parsed configuration (the YAML's content) with the environment's overrides. */
+export function resolveConfig(raw: Record<string, unknown>, options: ResolveOptions): LoadedConfig {
+  const { env, mode, path, baseDir } = options;
+  const readFile = options.readFile ?? ((file: string) => readFileSync(file, 'utf8'));
   const warnings: string[] = [];
   const issues: string[] = [];
 
-  const raw = path ? readYaml(path, readFile) : {};
+  raw = structuredClone(raw);
   applyEnvOverrides(raw, env);
 
   const source: SecretSource = {

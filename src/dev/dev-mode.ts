@@ -67,7 +67,6 @@ export async function prepareDev(loaded: LoadedConfig, cwd: string, logger: Logg
   let redisUrl = configured;
   let stop: () => Promise<void> = async () => undefined;
   if (!(await answers(configured))) {
-    if (config.redis.url) throw new Error('the configured Redis does not answer');
     const started = await startRedis(resolve(dataDir, 'redis'), logger);
     redisUrl = started.url;
     stop = started.stop;
@@ -96,7 +95,7 @@ async function answers(url: string): Promise<boolean> {
  */
 async function startRedis(dir: string, logger: Logger): Promise<{ url: string; stop: () => Promise<void> }> {
   if (spawnSync('redis-server', ['--version']).error) {
-    throw new Error(`no Redis answers at ${DEFAULT_REDIS_URL} and redis-server is not on PATH; install Redis or set REDIS_URL`);
+    throw new Error('no Redis answers at the configured URL and redis-server is not on PATH; install Redis or set REDIS_URL');
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const portFile = resolve(dir, 'port');
@@ -116,7 +115,7 @@ async function startRedis(dir: string, logger: Logger): Promise<{ url: string; s
   writeFileSync(portFile, String(port));
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 100 && !(await answers(url)); i++) await new Promise((r) => setTimeout(r, 100));
-  logger.warn({ dir, port, pid: child.pid }, `DEV MODE: no Redis answered at ${DEFAULT_REDIS_URL}; started redis-server with AOF, data under ${dir}`);
+  logger.warn({ dir, port, pid: child.pid }, `DEV MODE: no Redis answered at the configured URL; started redis-server with AOF, data under ${dir}`);
   return {
     url,
     stop: async () => {
