@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     const bound = typeof address === 'object' && address ? address.port : port;
     logger.info({ host, port: bound }, `token-vault listening on http://${host.includes(':') ? `[${host}]` : host}:${bound}`);
   });
-  server.on('error', (err) => fail('cannot listen', err));
+  server.on('error', (err) => void stopDevRedis().finally(() => fail('cannot listen', err)));
 
   const shutdown = async (signal: string) => {
     if (deps.state.shuttingDown) return;
