@@ -123,8 +123,8 @@ async function dumpRedis(): Promise<{ keys: string[]; values: Buffer }> {
     if (type === 'string') parts.push((await client.getBuffer(key)) ?? Buffer.alloc(0));
     else if (type === 'hash') for (const [field, value] of Object.entries(await client.hgetallBuffer(key))) parts.push(Buffer.from(field), value);
     else if (type === 'set') parts.push(...(await client.smembersBuffer(key)));
-    else if (type === 'zset') parts.push(...(await client.zrangeBuffer(key, 0, -1)));
-    else if (type === 'list') parts.push(...(await client.lrangeBuffer(key, 0, -1)));
+    else if (type === 'zset') parts.push(...(await client.zrangeBuffer(key, '0', '-1')));
+    else if (type === 'list') parts.push(...(await client.lrangeBuffer(key, '0', '-1')));
     else throw new Error(`unexpected Redis type ${type} at ${key}`);
   }
   return { keys, values: Buffer.concat(parts) };
@@ -189,6 +189,6 @@ test('public views and error bodies never carry a token value', async () => {
     .set('Authorization', writer)
     .type('json')
     .send(`{"access_token":"${secrets.accessToken}"`);
-  for (const response of [list, replaced, broken]) expectNoSecretsIn(response.text, `${response.req.method} ${response.req.path}`);
+  for (const [where, response] of Object.entries({ list, replaced, broken })) expectNoSecretsIn(response.text, `the ${where} response`);
   expect(replaced.status).toBe(200);
 });

@@ -61,7 +61,7 @@ test('60 concurrent PUTs from two replicas leave one consistent version', async 
   expect(await client.hget(keys.credential(user, 'github'), 'version')).toBe(String(last));
   expect(await client.hgetall(keys.kekCounts(user))).toEqual({ k1: '1' });
   expect(await client.smembers(keys.userIndex(user))).toEqual(['github']);
-  expect(await client.zrange(keys.due(user), 0, -1)).toEqual([`${user}:github`]);
+  expect(await client.zrange(keys.due(user), '0', '-1')).toEqual([`${user}:github`]);
 });
 
 test('concurrent PUTs with the same If-Match: exactly one wins, the rest get 412', async () => {
@@ -93,6 +93,6 @@ test('a delete racing PUTs leaves either nothing or one whole record, and counte
   const get = await request(a.app).get(`/tokens/${user}/github`).set('Authorization', a.auth(a.keys.reader));
   expect(get.status).toBe(exists ? 200 : 404);
   expect(await client.smembers(keys.userIndex(user))).toEqual(exists ? ['github'] : []);
-  expect(await client.zrange(keys.due(user), 0, -1)).toEqual(exists ? [`${user}:github`] : []);
+  expect(await client.zrange(keys.due(user), '0', '-1')).toEqual(exists ? [`${user}:github`] : []);
   expect(await client.hgetall(keys.kekCounts(user))).toEqual(exists ? { k1: '1' } : {});
 });
