@@ -152,7 +152,8 @@ async function shutdownRedis(port: number): Promise<void> {
   }
 }
 
-function freePort(): Promise<number> {
+/** A TCP port that was free a moment ago on loopback. */
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);
