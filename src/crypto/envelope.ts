@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CredentialUnreadableError } from '../errors';
 import { aesGcmOpen, aesGcmSeal, IV_BYTES, TAG_BYTES } from './aead';
 import type { KeyWrapper } from './key-wrapper';
+import { KEK_ID } from './keyring';
 
 /**
  * Sealed record format, version 1 (all integers big-endian):
@@ -78,12 +79,15 @@ export function decodeEnvelope(blob: Buffer): EnvelopeParts {
   const kekLength = blob.readUInt8(1);
   const wrapStart = 4 + kekLength;
   if (kekLength === 0 || blob.length < wrapStart + IV_BYTES + TAG_BYTES) throw new CredentialUnreadableError('format');
+  // latin1, not ascii: ascii decoding drops the high bit, so a flipped bit would still name the key.
+  const kekId = blob.toString('latin1', 2, 2 + kekLength);
+  if (!KEK_ID.test(kekId)) throw new CredentialUnreadableError('format');
   const wrapLength = blob.readUInt16BE(2 + kekLength);
   const ivStart = wrapStart + wrapLength;
   if (blob.length < ivStart + IV_BYTES + TAG_BYTES) throw new CredentialUnreadableError('format');
   return {
     version,
-    kekId: blob.toString('ascii', 2, 2 + kekLength),
+    kekId,
     wrappedDek: blob.subarray(wrapStart, ivStart),
     iv: blob.subarray(ivStart, ivStart + IV_BYTES),
     ciphertext: blob.subarray(ivStart + IV_BYTES, blob.length - TAG_BYTES),
