@@ -54,7 +54,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const mode: Mode = env.NODE_ENV === 'production' ? 'production' : 'development';
   const path = findConfigFile(env, cwd, mode);
   const raw = path ? readYaml(path, readFile) : {};
-  return resolveConfig(raw, { env, mode, path, baseDir: path ? dirname(path) : cwd, readFile });
+  return resolveConfig(raw, { env, mode, path, baseDir: path ? dirname(path) : cwd, cwd, readFile });
 }
 
 export interface ResolveOptions {
@@ -63,6 +63,8 @@ export interface ResolveOptions {
   path?: string;
   /** Relative `{ file }` references are read from here. */
   baseDir: string;
+  /** A relative TOKEN_VAULT_KEYRING path is read from here (default: the process's). */
+  cwd?: string;
   readFile?: (path: string) => string;
 }
 
@@ -74,7 +76,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
   const issues: string[] = [];
 
   raw = structuredClone(raw);
-  applyEnvOverrides(raw, env);
+  applyEnvOverrides(raw, env, options.cwd ?? process.cwd());
 
   const source: SecretSource = {
     env: (name) => env[name],
@@ -91,11 +93,12 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
     try {
       keyring = Keyring.parse(config.keyring.reveal());
     } catch (err) {
-      issues.push(`keyring: ${err instanceof KeyringError ? err.message : 'cannot be read'}`);
+      if (!(err instanceof KeyringError)) throw err;
+      issues.push(`keyring${err.field ? `.${err.field}` : ''}: ${err.reason}`);
     }
   }
 
-  const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase();
+  const logLevel = (env.LOG_LEVEL || 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     issues.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')}`);
   }
@@ -112,12 +115,12 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
     if (!config.keyring) issues.push('keyring: production mode needs a keyring (keyring: { file: ... } or TOKEN_VAULT_KEYRING)');
     if (config.callers.length === 0) issues.push('callers: production mode needs at least one caller with an API key');
     for (const [where, url] of configuredUrls(config)) {
-      if (url.startsWith('http://') && !isLoopbackUrl(url)) issues.push(`${where}: http:// is only allowed for loopback hosts in production`);
+      if (new URL(url).protocol === 'http:' && !isLoopbackUrl(url)) issues.push(`${where}: http:// is only allowed for loopback hosts in production`);
     }
     const inline = inlineSecretPaths(config);
     if (inline.length > 0) warnings.push(`inline secrets in the configuration (use { env } or { file }): ${inline.join(', ')}`);
   }
-  warnings.push(...inertSettings(config));
+  warnings.push(...inertSettings(raw));
 
   if (issues.length > 0) throw new ConfigError(issues);
 
@@ -128,7 +131,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
     config: { ...config, server: { ...config.server, host } },
     keyring,
     logLevel: logLevel as LogLevel,
-    bodyLimitBytes: parseByteSize(config.server.bodyLimit),
+    bodyLimitBytes: config.server.bodyLimit,
     warnings,
   };
 }
@@ -152,7 +155,7 @@ function readYaml(path: string, readFile: (path: string) => string): Record<stri
 }
 
 /** PORT, HOST, REDIS_URL and TOKEN_VAULT_KEYRING win over the file (DESIGN §3). */
-function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, cwd: string): void {
   const section = (name: string): Record<string, unknown> => {
     const current = raw[name];
     if (typeof current === 'object' && current !== null && !Array.isArray(current)) return current as Record<string, unknown>;
@@ -164,7 +167,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
   if (env.HOST) section('server').host = env.HOST;
   if (env.REDIS_URL) section('redis').url = { env: 'REDIS_URL' };
   const keyring = env.TOKEN_VAULT_KEYRING?.trim();
-  if (keyring) raw.keyring = keyring.startsWith('{') ? { env: 'TOKEN_VAULT_KEYRING' } : { file: keyring };
+  if (keyring) raw.keyring = keyring.startsWith('{') ? { env: 'TOKEN_VAULT_KEYRING' } : { file: resolve(cwd, keyring) };
   // An inline keyring object (handy in tests) is the same JSON as a keyring file.
   if (typeof raw.keyring === 'object' && raw.keyring !== null && 'keys' in raw.keyring) {
     raw.keyring = JSON.stringify(raw.keyring);
@@ -213,23 +216,38 @@ function isCallerKey(value: unknown): value is CallerKeyHash {
   return typeof value === 'object' && value !== null && Buffer.isBuffer((value as CallerKeyHash).sha256);
 }
 
-/** Settings the schema accepts (so a DESIGN §3 file loads) but this version does not act on yet. */
-function inertSettings(config: Config): string[] {
-  const inert: string[] = [];
-  if (config.server.publicPort !== undefined) inert.push('server.publicPort');
-  if (config.connect !== undefined) inert.push('connect');
-  if (config.webhooks !== undefined) inert.push('webhooks');
-  for (const [id, provider] of Object.entries(config.providers)) {
-    if (provider.preset !== undefined) inert.push(`providers.${id}.preset`);
-    if (provider.inboundWebhook !== undefined) inert.push(`providers.${id}.inboundWebhook`);
+/**
+ * Settings the schema accepts (so a DESIGN §3 file loads) but this version does not act on yet,
+ * among those an operator may rely on for safety or for something to happen. Read from the raw
+ * file, so defaults do not count as set.
+ */
+const INERT_PATHS = [
+  'server.publicUrl',
+  'server.publicPort',
+  'redis.waitReplicas',
+  'connect',
+  'webhooks',
+  'rewrap',
+  'refresh.workers',
+  'refresh.leaseSeconds',
+  'refresh.maxBackoffSeconds',
+];
+const INERT_PROVIDER_FIELDS = ['preset', 'inboundWebhook', 'revocationUrl'];
+
+function inertSettings(raw: Record<string, unknown>): string[] {
+  const at = (path: string): unknown =>
+    path.split('.').reduce<unknown>((value, key) => (isMapping(value) ? value[key] : undefined), raw);
+  const inert = INERT_PATHS.filter((path) => at(path) !== undefined);
+  const providers = raw.providers;
+  if (isMapping(providers)) {
+    for (const [id, provider] of Object.entries(providers)) {
+      if (!isMapping(provider)) continue;
+      inert.push(...INERT_PROVIDER_FIELDS.filter((field) => provider[field] !== undefined).map((field) => `providers.${id}.${field}`));
+    }
   }
   return inert.length > 0 ? [`these settings are accepted but have no effect in this version yet: ${inert.join(', ')}`] : [];
 }
 
-export function parseByteSize(value: string | number): number {
-  if (typeof value === 'number') return value;
-  const match = /^(\d+)\s*(b|kb|mb)?$/i.exec(value.trim());
-  if (!match) throw new ConfigError([`server.bodyLimit: cannot read "${value}"`]);
-  const unit = (match[2] ?? 'b').toLowerCase();
-  return Number(match[1]) * (unit === 'mb' ? 1024 * 1024 : unit === 'kb' ? 1024 : 1);
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -45,7 +45,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** One-element-or-list fields: `clientSecret: x` and `clientSecret: [x, y]` both become lists. */
 function oneOrMany<T extends z.ZodType>(item: T) {
-  return z.union([item.transform((value) => [value] as z.output<T>[]), z.array(item).min(1)]);
+  // preprocess, not a union: a union would hide the item's own message ("variable X is not set").
+  return z.preprocess((value) => (Array.isArray(value) ? value : [value]), z.array(item).min(1));
+}
+
+const BYTE_SIZE = /^(\d+)\s*(b|kb|mb)?$/i;
+
+function byteSize(value: string): number {
+  const [, amount, unit = 'b'] = BYTE_SIZE.exec(value.trim()) ?? [];
+  return Number(amount) * ({ b: 1, kb: 1024, mb: 1024 * 1024 } as Record<string, number>)[unit.toLowerCase()]!;
 }
 
 export function buildConfigSchema(source: SecretSource) {
@@ -92,9 +100,10 @@ export function buildConfigSchema(source: SecretSource) {
   });
 
   const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
-  const port = z
-    .union([z.number(), z.string().regex(/^\d+$/, 'must be a port number').transform(Number)])
-    .pipe(z.number().int().min(0).max(65535));
+  const port = z.preprocess(
+    (value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value),
+    z.number({ error: 'must be a port number' }).int().min(0).max(65535),
+  );
   const seconds = z.number().int().min(0);
 
   const inboundWebhook = z.strictObject({
@@ -181,8 +190,9 @@ export function buildConfigSchema(source: SecretSource) {
           host: z.string().min(1).optional(),
           port: port.default(8080),
           bodyLimit: z
-            .union([z.number().int().min(1024), z.string().regex(/^\d+\s*(b|kb|mb)?$/i, 'like 64kb')])
-            .default('64kb'),
+            .union([z.number().int(), z.string().regex(BYTE_SIZE, 'a size like 64kb').transform(byteSize)])
+            .pipe(z.number().min(1024, 'must be at least 1kb'))
+            .default(64 * 1024),
           publicUrl: url.optional(),
           publicPort: port.optional(),
           tls: z.unknown().optional(),
@@ -202,7 +212,7 @@ export function buildConfigSchema(source: SecretSource) {
         .prefault({}),
       keyring: secret.optional(),
       callers: z.array(caller).default([]),
-      providers: z.record(z.string().regex(PROVIDER_ID, 'provider ids match ^[a-z0-9][a-z0-9_-]{0,63}$'), provider).default({}),
+      providers: z.record(z.string(), provider).default({}),
       connect: z.strictObject({ returnTo: z.array(url).default([]) }).optional(),
       refresh: z
         .strictObject({
@@ -217,6 +227,13 @@ export function buildConfigSchema(source: SecretSource) {
       webhooks: z.strictObject({ subscribers: z.array(subscriber).default([]) }).optional(),
     })
     .superRefine((config, ctx) => {
+      // Runs even when parts of the config failed their own checks (their transforms have not
+      // run then), so every value is looked at defensively.
+      for (const id of Object.keys(config.providers)) {
+        if (!PROVIDER_ID.test(id)) {
+          ctx.addIssue({ code: 'custom', message: 'provider ids match ^[a-z0-9][a-z0-9_-]{0,63}$', path: ['providers', id] });
+        }
+      }
       const names = new Set<string>();
       const keyOwners = new Map<string, string>();
       config.callers.forEach((caller, i) => {
@@ -224,12 +241,13 @@ export function buildConfigSchema(source: SecretSource) {
           ctx.addIssue({ code: 'custom', message: `duplicate caller name "${caller.name}"`, path: ['callers', i, 'name'] });
         }
         names.add(caller.name);
-        caller.providers.forEach((id, j) => {
-          if (id !== '*' && !(id in config.providers)) {
+        (Array.isArray(caller.providers) ? caller.providers : []).forEach((id, j) => {
+          if (id !== '*' && PROVIDER_ID.test(id) && !(id in config.providers)) {
             ctx.addIssue({ code: 'custom', message: `unknown provider "${id}"`, path: ['callers', i, 'providers', j] });
           }
         });
-        caller.keys.forEach((key, j) => {
+        (Array.isArray(caller.keys) ? caller.keys : []).forEach((key, j) => {
+          if (!Buffer.isBuffer(key?.sha256)) return;
           const hex = key.sha256.toString('hex');
           const owner = keyOwners.get(hex);
           if (owner !== undefined && owner !== caller.name) {

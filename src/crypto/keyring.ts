@@ -26,7 +26,15 @@ export const keyringSchema = z
 
 export type KeyringJson = z.infer<typeof keyringSchema>;
 
-export class KeyringError extends Error {}
+/** A keyring that cannot be used; `field` is the path inside the keyring JSON, if any. */
+export class KeyringError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly field?: string,
+  ) {
+    super(field ? `${field}: ${reason}` : reason);
+  }
+}
 
 export class Keyring {
   private constructor(
@@ -41,14 +49,13 @@ export class Keyring {
       try {
         value = JSON.parse(input);
       } catch {
-        throw new KeyringError('keyring is not valid JSON');
+        throw new KeyringError('is not valid JSON');
       }
     }
     const parsed = keyringSchema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      const where = issue?.path.length ? issue.path.join('.') : 'keyring';
-      throw new KeyringError(`keyring ${where}: ${issue?.message ?? 'invalid'}`);
+      throw new KeyringError(issue?.message ?? 'invalid', issue?.path.length ? issue.path.join('.') : undefined);
     }
     const keys = new Map<string, KeyObject>();
     for (const [id, material] of Object.entries(parsed.data.keys)) {
