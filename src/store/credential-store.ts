@@ -147,7 +147,7 @@ function encodeExpected(expected: ExpectedVersion): string {
     case 'exists':
       return '*';
     case 'absent':
-      return '0';
+      return '!';
     case 'exact':
       return String(expected.version);
   }

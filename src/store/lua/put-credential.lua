@@ -10,7 +10,7 @@
 
   ARGV[1]  provider id (member of the user index)
   ARGV[2]  due member "<user>:<provider>"
-  ARGV[3]  expected version: "" = any, "*" = must exist, "0" = must not exist, "<n>" = must equal
+  ARGV[3]  expected version: "" = any, "*" = must exist, "!" = must not exist, "<n>" = must equal
   ARGV[4]  refresh_at in ms, or "" when nothing will refresh this credential
   ARGV[5]  now in ms (updated_at, and created_at of a new record)
   ARGV[6]  id of the KEK the blob's data key is wrapped under
@@ -23,7 +23,9 @@ local current = redis.call('HMGET', KEYS[1], 'version', 'kek', 'created_at')
 local expected = ARGV[3]
 if expected == '*' then
   if not current[1] then return {-1, 0} end
-elseif expected ~= '' and expected ~= (current[1] or '0') then
+elseif expected == '!' then
+  if current[1] then return {-1, tonumber(current[1])} end
+elseif expected ~= '' and expected ~= current[1] then
   return {-1, tonumber(current[1] or '0')}
 end
 
