@@ -73,14 +73,17 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (deps.state.shuttingDown) return;
     deps.state.shuttingDown = true;
+    // close() shuts the listening socket at once; its callback waits for open connections.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
     logger.info({ signal }, 'shutting down: refusing new connections, finishing in-flight requests');
     const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-    force.unref();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
+    // A keep-alive connection whose request was in flight turns idle when its response ends;
+    // close such connections as they appear instead of waiting for the grace period.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    await closed;
     clearTimeout(force);
+    clearInterval(sweep);
     await deps.close();
     await stopDevRedis();
     logger.info('stopped');
