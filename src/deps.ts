@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { DestinationStream, Logger } from 'pino';
 import { CallerRegistry } from './auth/callers';
@@ -6,11 +8,16 @@ import { systemClock, type Clock } from './clock';
 import type { LoadedConfig } from './config/load';
 import type { ProviderConfig } from './config/schema';
 import { CredentialService } from './credentials/credential-service';
+import { SealedCredentials } from './credentials/sealed-credentials';
 import { Envelope } from './crypto/envelope';
 import { LocalKeyWrapper } from './crypto/key-wrapper';
 import type { Keyring } from './crypto/keyring';
 import { createAuditLog, createLogger, type AuditLog } from './observability/logger';
+import { InProcessEventBus, type EventBus } from './events/event-bus';
 import { Metrics } from './observability/metrics';
+import { OAuth2Client } from './providers/oauth2-client';
+import { Refresher } from './refresh/refresher';
+import { Scheduler } from './refresh/scheduler';
 import { CredentialStore } from './store/credential-store';
 import { Keys } from './store/keys';
 import { connectRedis, createRedis } from './store/redis';
@@ -30,6 +37,9 @@ export interface Deps {
   store: CredentialStore;
   keyring: Keyring | undefined;
   credentials: CredentialService;
+  events: EventBus;
+  refresher: Refresher;
+  scheduler: Scheduler;
   callers: CallerRegistry;
   authFailures: FailureLimiter;
   /** Set when shutdown begins: readiness fails and responses ask clients to close. */
@@ -50,6 +60,17 @@ export interface DepsOptions {
   keyPrefix?: string;
   /** Overrides the loaded keyring (dev mode: the generated one). */
   keyring?: Keyring;
+  /** The HTTP client for provider calls (default: the global fetch). */
+  fetch?: typeof fetch;
+  /** Scheduler poll interval (default 1000 ms). */
+  pollMs?: number;
+  /** How long an on-demand caller waits for another replica's refresh (default: the provider timeout + 2 s). */
+  waitForOtherMs?: number;
+}
+
+/** Provider calls end well inside the refresh lease: a third of it, at most 10 s. */
+export function providerTimeoutMs(leaseSeconds: number): number {
+  return Math.min(10_000, Math.floor((leaseSeconds * 1000) / 3));
 }
 
 /** The one place where objects are constructed and wired. Connects to Redis before returning. */
@@ -66,22 +87,46 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
   const keys = new Keys(options.keyPrefix ?? config.redis.keyPrefix);
   const store = new CredentialStore(redis, keys);
   const envelope = new Envelope(new LocalKeyWrapper(keyring));
+  metrics.observeStore(store);
+  const providers = new Map(Object.entries(config.providers));
+  const random = options.random ? { random: options.random } : {};
 
-  const credentials = new CredentialService({
+  const sealed = new SealedCredentials({ store, envelope, clock, metrics, logger, schedule: config.refresh, ...random });
+  const events = new InProcessEventBus(logger);
+  const timeoutMs = providerTimeoutMs(config.refresh.leaseSeconds);
+  const refresher = new Refresher({
     store,
-    envelope,
-    clock,
-    audit,
+    sealed,
+    client: new OAuth2Client({ timeoutMs, ...(options.fetch ? { fetch: options.fetch } : {}) }),
+    events,
     metrics,
     logger,
-    schedule: config.refresh,
-    ...(options.random ? { random: options.random } : {}),
+    clock,
+    redis,
+    providers,
+    settings: {
+      leaseSeconds: config.refresh.leaseSeconds,
+      maxBackoffSeconds: config.refresh.maxBackoffSeconds,
+      failedEventAfterSeconds: config.refresh.failedEventAfterSeconds,
+      waitForOtherMs: options.waitForOtherMs ?? timeoutMs + 2000,
+      waitReplicas: config.redis.waitReplicas,
+    },
+    replicaId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+    ...random,
   });
+  const scheduler = new Scheduler({
+    store,
+    refresher,
+    providers,
+    logger,
+    settings: { workers: config.refresh.workers, leaseSeconds: config.refresh.leaseSeconds, pollMs: options.pollMs ?? 1000 },
+  });
+  const credentials = new CredentialService({ store, sealed, refresher, clock, audit, metrics });
 
   return {
     loaded,
     config,
-    providers: new Map(Object.entries(config.providers)),
+    providers,
     logger,
     audit,
     metrics,
@@ -91,10 +136,14 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     store,
     keyring,
     credentials,
+    events,
+    refresher,
+    scheduler,
     callers: new CallerRegistry(config.callers),
     authFailures: new FailureLimiter({ maxFailures: 20, windowMs: 60_000, now: () => clock.now() }),
     state: { shuttingDown: false },
     async close() {
+      await scheduler.stop();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     return fail('cannot start: Redis is not reachable', err);
   }
   for (const warning of await redisWarnings(deps.redis)) logger.warn(warning);
+  deps.scheduler.start();
 
   const server = createServer(buildApp(deps));
   server.headersTimeout = 10_000;
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     await closed;
     clearTimeout(force);
     clearInterval(sweep);
-    await deps.close();
+    await deps.close(); // stops the scheduler (waiting for refreshes in flight), then Redis
     await stopDevRedis();
     logger.info('stopped');
     destination.flushSync();

@@ -224,13 +224,9 @@ function isCallerKey(value: unknown): value is CallerKeyHash {
 const INERT_PATHS = [
   'server.publicUrl',
   'server.publicPort',
-  'redis.waitReplicas',
   'connect',
   'webhooks',
   'rewrap',
-  'refresh.workers',
-  'refresh.leaseSeconds',
-  'refresh.maxBackoffSeconds',
 ];
 const INERT_PROVIDER_FIELDS = ['preset', 'inboundWebhook', 'revocationUrl'];
 

@@ -221,6 +221,7 @@ export function buildConfigSchema(source: SecretSource) {
           workers: z.number().int().min(1).default(8),
           leaseSeconds: z.number().int().min(5).default(30),
           maxBackoffSeconds: z.number().int().min(1).default(300),
+          failedEventAfterSeconds: seconds.default(300),
         })
         .prefault({}),
       rewrap: z.strictObject({ recordsPerSecond: z.number().min(0).default(0) }).prefault({}),

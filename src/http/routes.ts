@@ -6,6 +6,7 @@ import { deleteUserTokens } from './endpoints/tokens/delete-user-tokens';
 import { getToken } from './endpoints/tokens/get-token';
 import { listTokens } from './endpoints/tokens/list-tokens';
 import { putToken } from './endpoints/tokens/put-token';
+import { refreshToken } from './endpoints/tokens/refresh-token';
 
 /** Every route of the API, in one table (DESIGN §4). */
 export function registerRoutes(app: Express, deps: Deps): void {
@@ -16,6 +17,7 @@ export function registerRoutes(app: Express, deps: Deps): void {
   app.put('/tokens/:user/:provider', putToken(deps));
   app.get('/tokens/:user/:provider', getToken(deps));
   app.delete('/tokens/:user/:provider', deleteToken(deps));
+  app.post('/tokens/:user/:provider/refresh', refreshToken(deps));
   app.get('/tokens/:user', listTokens(deps));
   app.delete('/tokens/:user', deleteUserTokens(deps));
 }

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * Prometheus metrics. Labels are bounded: route templates, never paths with user ids; provider
@@ -36,7 +36,71 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly refreshes = new Counter({
+    name: 'token_vault_refresh_total',
+    help: 'Refresh attempts by provider, trigger (scheduled, on_demand, forced) and outcome',
+    labelNames: ['provider', 'trigger', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly refreshDuration = new Histogram({
+    name: 'token_vault_refresh_duration_seconds',
+    help: 'Token endpoint call latency by provider',
+    labelNames: ['provider'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly waitShortfalls = new Counter({
+    name: 'token_vault_wait_replicas_shortfall_total',
+    help: 'Rotated refresh tokens acknowledged by fewer Redis replicas than redis.waitReplicas',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'token_vault_' });
   }
+
+  /** Gauges read from Redis at scrape time: the refresh backlog and credentials by state. */
+  observeStore(source: StoreGauges): void {
+    const registers = [this.registry];
+    // Both backlog gauges come from one walk over the shards per scrape.
+    let backlog: { at: number; value: ReturnType<StoreGauges['dueBacklog']> } | undefined;
+    const dueBacklog = () => {
+      if (!backlog || Date.now() - backlog.at > 1000) backlog = { at: Date.now(), value: source.dueBacklog() };
+      return backlog.value;
+    };
+    new Gauge({
+      name: 'token_vault_refresh_due_backlog',
+      help: 'Scheduled refreshes that are due now and not yet taken by a worker',
+      registers,
+      async collect() {
+        this.set((await dueBacklog()).overdue);
+      },
+    });
+    new Gauge({
+      name: 'token_vault_refresh_oldest_due_age_seconds',
+      help: 'How long the oldest due refresh has been waiting (0 when none is due)',
+      registers,
+      async collect() {
+        const { oldestDueAt, now } = await dueBacklog();
+        this.set(oldestDueAt === null ? 0 : (now - oldestDueAt) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'token_vault_credentials',
+      help: 'Stored credentials by state',
+      labelNames: ['state'] as const,
+      registers,
+      async collect() {
+        const counts = await source.stateCounts();
+        for (const state of ['active', 'reauth_required']) this.set({ state }, counts[state] ?? 0);
+      },
+    });
+  }
+}
+
+export interface StoreGauges {
+  dueBacklog(): Promise<{ overdue: number; oldestDueAt: number | null; now: number }>;
+  stateCounts(): Promise<Record<string, number>>;
 }

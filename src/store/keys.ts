@@ -13,6 +13,8 @@ import { crc32 } from 'node:zlib';
  *   <prefix>{s<n>}:due                      ZSET  "<user>:<provider>" scored by refresh_at (ms)
  *   <prefix>{s<n>}:kek                      HASH  KEK id -> records in this shard sealed under it
  *   <prefix>{s<n>}:seq                      STRING counter issuing record versions (never reused)
+ *   <prefix>{s<n>}:leases                   HASH  "<user>:<provider>" -> "<owner>|<deadline ms>" of refreshes in flight
+ *   <prefix>{s<n>}:states                   HASH  state -> credentials of this shard in that state
  *   <prefix>{s<n>}:outbox                   events written with the change that caused them
  *
  * Members "<user>:<provider>" split on the last ':' because provider ids contain none.
@@ -54,8 +56,16 @@ export class Keys {
     return `${this.shard(user)}outbox`;
   }
 
+  leases(user: string): string {
+    return `${this.shard(user)}leases`;
+  }
+
+  states(user: string): string {
+    return `${this.shard(user)}states`;
+  }
+
   /** Keys of one shard by number, for work that walks every shard (scheduler, counts). */
-  shardKey(shard: number, name: 'due' | 'kek' | 'outbox'): string {
+  shardKey(shard: number, name: 'due' | 'kek' | 'outbox' | 'leases' | 'states'): string {
     return `${this.prefix}{s${shard}}:${name}`;
   }
 }

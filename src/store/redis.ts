@@ -9,13 +9,21 @@ import { AppError, UnavailableError } from '../errors';
  * first element is a status from LuaStatus.
  */
 const SCRIPTS = {
-  putCredential: { file: 'put-credential.lua', keys: 5 },
-  deleteCredential: { file: 'delete-credential.lua', keys: 4 },
+  putCredential: { file: 'put-credential.lua', keys: 7 },
+  deleteCredential: { file: 'delete-credential.lua', keys: 6 },
+  claimDue: { file: 'claim-due.lua', keys: 2 },
+  acquireLease: { file: 'acquire-lease.lua', keys: 3 },
+  leaseHeld: { file: 'lease-held.lua', keys: 1 },
+  releaseLease: { file: 'release-lease.lua', keys: 3 },
+  recordFailure: { file: 'record-failure.lua', keys: 4 },
 } as const;
 
 export enum LuaStatus {
+  NoCredential = -3,
+  TooSoon = -2,
   VersionMismatch = -1,
   Absent = 0,
+  Held = 0,
   Done = 1,
 }
 
@@ -25,6 +33,11 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     putCredential(...args: ScriptArg[]): Result<[number, number, string?], Context>;
     deleteCredential(...args: ScriptArg[]): Result<[number, number], Context>;
+    claimDue(...args: ScriptArg[]): Result<[number, ...string[]], Context>;
+    acquireLease(...args: ScriptArg[]): Result<[number, number], Context>;
+    leaseHeld(...args: ScriptArg[]): Result<number, Context>;
+    releaseLease(...args: ScriptArg[]): Result<number, Context>;
+    recordFailure(...args: ScriptArg[]): Result<[number, number, number, number, number], Context>;
   }
 }
 

@@ -4,17 +4,28 @@ import type { Express } from 'express';
 import { buildApp } from '../../src/app';
 import { resolveConfig, type LogLevel, type Mode } from '../../src/config/load';
 import { Keyring } from '../../src/crypto/keyring';
-import { createDeps, type Deps } from '../../src/deps';
+import { createDeps, type Deps, type DepsOptions } from '../../src/deps';
 import type { RedisServer } from './redis-server';
 
-/** A clock tests move by hand. */
+/**
+ * A clock tests move by hand: fixed by default, or following real time (for tests where Redis
+ * TIME, leases and the scheduler are involved) with advance() still moving it forward.
+ */
 export class TestClock {
-  constructor(private current = Date.parse('2026-11-23T12:00:00.000Z')) {}
-  now(): number {
-    return this.current;
+  private offset = 0;
+
+  constructor(private readonly base: () => number = () => Date.parse('2026-11-23T12:00:00.000Z')) {}
+
+  static realTime(): TestClock {
+    return new TestClock(() => Date.now());
   }
+
+  now(): number {
+    return this.base() + this.offset;
+  }
+
   advance(ms: number): void {
-    this.current += ms;
+    this.offset += ms;
   }
 }
 
@@ -110,6 +121,10 @@ export interface TestVaultOptions {
   keys?: CallerKeys;
   keyringJson?: string;
   keyPrefix?: string;
+  /** Options passed on to createDeps (provider HTTP client, scheduler poll interval, ...). */
+  deps?: Pick<DepsOptions, 'fetch' | 'pollMs' | 'waitForOtherMs'>;
+  /** Start the refresh scheduler (off by default, so API tests control every provider call). */
+  scheduler?: boolean;
 }
 
 /** A vault wired exactly as main.ts wires it, on a real Redis, logging into memory. */
@@ -126,7 +141,8 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
   });
   const logs = new LogCapture();
   const clock = options.clock ?? new TestClock();
-  const deps = await createDeps(loaded, { logDestination: logs, clock });
+  const deps = await createDeps(loaded, { logDestination: logs, clock, ...options.deps });
+  if (options.scheduler) deps.scheduler.start();
   return {
     app: buildApp(deps),
     deps,

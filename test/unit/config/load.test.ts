@@ -177,7 +177,7 @@ describe('defaults', () => {
 
   test('refresh and rewrap defaults follow DESIGN §3', () => {
     const loaded = dev({});
-    expect(loaded.config.refresh).toEqual({ skewSeconds: 300, jitterSeconds: 30, workers: 8, leaseSeconds: 30, maxBackoffSeconds: 300 });
+    expect(loaded.config.refresh).toEqual({ skewSeconds: 300, jitterSeconds: 30, workers: 8, leaseSeconds: 30, maxBackoffSeconds: 300, failedEventAfterSeconds: 300 });
     expect(loaded.config.rewrap).toEqual({ recordsPerSecond: 0 });
   });
 });

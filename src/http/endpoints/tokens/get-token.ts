@@ -13,15 +13,20 @@ export const getTokenQuery = z.strictObject({
     .optional(),
 });
 
-/** GET /tokens/:user/:provider — the token, for a caller allowed to use the provider. */
+/**
+ * GET /tokens/:user/:provider — the token, refreshed first when it expires within
+ * min(min_ttl, half its lifetime). A token served after a failed refresh carries
+ * `Warning: 110 - "stale"`.
+ */
 export function getToken(deps: Deps) {
   return endpoint(deps, {
     scope: 'tokens:read',
     params: credentialParams,
     query: getTokenQuery,
-    async handle({ params, caller, actor, res }) {
+    async handle({ params, query, caller, actor, res }) {
       const provider = requireProvider(deps, caller, params.provider);
-      const { meta, credential } = await deps.credentials.reveal(actor, params.user, params.provider);
+      const { meta, credential, stale } = await deps.credentials.reveal(actor, params.user, params.provider, query.min_ttl);
+      if (stale) res.set('Warning', '110 - "stale"');
       res.set('ETag', etag(meta.version)).json(tokenView(meta, credential, provider, deps.clock.now()));
     },
   });

@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../clock';
+import type { ProviderConfig } from '../config/schema';
+import { decodeEnvelope, type Envelope } from '../crypto/envelope';
+import { CredentialUnreadableError } from '../errors';
+import type { Metrics } from '../observability/metrics';
+import { refreshAt, type ScheduleSettings } from '../refresh/schedule';
+import { ANY_VERSION, type CredentialMeta, type CredentialStore, type ExpectedVersion, type StoredCredential } from '../store/credential-store';
+import { decodeCredential, encodeCredential, type Credential } from './credential';
+
+export interface SealedCredentialsDeps {
+  store: CredentialStore;
+  envelope: Envelope;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  schedule: ScheduleSettings;
+  random?: () => number;
+}
+
+/**
+ * Credentials in and out of their sealed form: sealing and scheduling on write, opening (with a
+ * metric and a log line for every record that fails to open) on read. Used by the credential
+ * service for callers' writes and by the refresher for its own.
+ */
+export class SealedCredentials {
+  constructor(private readonly deps: SealedCredentialsDeps) {}
+
+  async write(
+    user: string,
+    providerId: string,
+    provider: ProviderConfig,
+    credential: Credential,
+    expected: ExpectedVersion = ANY_VERSION,
+  ): Promise<{ meta: CredentialMeta; created: boolean }> {
+    const blob = await this.deps.envelope.seal(encodeCredential(credential), { user, provider: providerId });
+    const oauth2 = credential.type === 'oauth2' ? credential : null;
+    const write = {
+      user,
+      provider: providerId,
+      type: credential.type,
+      state: 'active' as const,
+      kekId: decodeEnvelope(blob).kekId,
+      blob,
+      expiresAt: oauth2?.expiresAt ?? null,
+      refreshAt: this.refreshAtFor(credential, provider),
+      scope: oauth2?.scope ?? null,
+      accountId: credential.accountId,
+      now: this.deps.clock.now(),
+    };
+    const { version, created, createdAt } = await this.deps.store.put(write, expected);
+    const { blob: _sealed, now, ...meta } = write;
+    return { meta: { ...meta, version, createdAt, updatedAt: now, failures: 0, failingSince: null }, created };
+  }
+
+  /** Opens a stored record; throws CredentialUnreadableError, counted and logged here. */
+  async open(stored: StoredCredential): Promise<Credential> {
+    const { user, provider } = stored;
+    try {
+      return decodeCredential(await this.deps.envelope.open(stored.blob, { user, provider }));
+    } catch (err) {
+      if (err instanceof CredentialUnreadableError) {
+        this.deps.metrics.decryptFailures.inc({ reason: err.reason });
+        this.deps.logger.error({ user, provider, version: stored.version, kek: stored.kekId, reason: err.reason }, 'stored credential failed to open');
+      }
+      throw err;
+    }
+  }
+
+  private refreshAtFor(credential: Credential, provider: ProviderConfig): number | null {
+    if (credential.type !== 'oauth2' || credential.refreshToken === null || provider.type !== 'oauth2') return null;
+    return refreshAt(credential.issuedAt, credential.expiresAt, provider.defaultLifetimeSeconds, this.deps.schedule, this.deps.random);
+  }
+}

@@ -1,0 +1,160 @@
+import type { OAuth2ProviderConfig } from '../config/schema';
+import type { Secret } from '../secret';
+import { standardHooks, type ProviderHooks } from './hooks';
+
+/** What a token endpoint handed back, as the vault stores it. */
+export interface TokenSet {
+  accessToken: string;
+  /** Absent: keep the refresh token we had (RFC 6749 §6). */
+  refreshToken: string | null;
+  /** Seconds; null when the provider sent none (or nothing usable). */
+  expiresIn: number | null;
+  scope: string | null;
+  tokenType: string | null;
+  idToken: string | null;
+}
+
+/**
+ * The outcome of one refresh, classified for what the vault must do next:
+ *   ok             store the new tokens
+ *   invalid_grant  the refresh token is dead: the user must connect again
+ *   invalid_client every configured client secret was refused: a provider-level problem
+ *   transient      5xx, 429, timeout, network: retry with backoff (honouring Retry-After)
+ *   error          anything else the provider answered (other OAuth errors, malformed answers,
+ *                  redirects): not retried quickly, logged
+ * `reason` is a short, fixed description safe to log: never a token, never provider text.
+ */
+export type RefreshResult =
+  | { outcome: 'ok'; tokens: TokenSet; secretIndex: number }
+  | { outcome: 'invalid_grant'; reason: string }
+  | { outcome: 'invalid_client'; reason: string }
+  | { outcome: 'transient'; reason: string; retryAfterSeconds: number | null }
+  | { outcome: 'error'; reason: string };
+
+export interface OAuth2ClientOptions {
+  /** Injected so tests can point it anywhere; default: the global fetch. */
+  fetch?: typeof fetch;
+  timeoutMs: number;
+  now?: () => number;
+}
+
+const FORM = 'application/x-www-form-urlencoded';
+
+/** RFC 6749 §6 refresh requests. Never follows redirects: that would re-send the secrets elsewhere. */
+export class OAuth2Client {
+  private readonly fetch: typeof fetch;
+  private readonly now: () => number;
+
+  constructor(private readonly options: OAuth2ClientOptions) {
+    this.fetch = options.fetch ?? fetch;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Refreshes with the first client secret; on `invalid_client` tries the next one, so a client
+   * secret can be rotated at the provider while the vault holds both.
+   */
+  async refresh(provider: OAuth2ProviderConfig, refreshToken: Secret, hooks: ProviderHooks = standardHooks): Promise<RefreshResult> {
+    let result: RefreshResult = { outcome: 'invalid_client', reason: 'no client secret configured' };
+    for (const [index, secret] of provider.clientSecret.entries()) {
+      result = await this.attempt(provider, secret, refreshToken, hooks, index);
+      if (result.outcome !== 'invalid_client') return result;
+    }
+    return result;
+  }
+
+  private async attempt(provider: OAuth2ProviderConfig, secret: Secret, refreshToken: Secret, hooks: ProviderHooks, index: number): Promise<RefreshResult> {
+    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken.reveal() });
+    const headers: Record<string, string> = { 'Content-Type': FORM, Accept: 'application/json' };
+    if (provider.clientAuth === 'client_secret_basic') {
+      // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+      const pair = `${formEncode(provider.clientId)}:${formEncode(secret.reveal())}`;
+      headers.Authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
+    } else {
+      form.set('client_id', provider.clientId);
+      form.set('client_secret', secret.reveal());
+    }
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetch(provider.tokenUrl, {
+        method: 'POST',
+        headers,
+        body: form.toString(),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+      text = await response.text();
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      return { outcome: 'transient', reason: timedOut ? 'timeout' : 'network error', retryAfterSeconds: null };
+    }
+
+    const { status } = response;
+    if (status >= 300 && status < 400) return { outcome: 'error', reason: `token endpoint answered a redirect (HTTP ${status}); not followed` };
+    if (status === 429 || status >= 500) {
+      return { outcome: 'transient', reason: `HTTP ${status}`, retryAfterSeconds: retryAfter(response.headers.get('retry-after'), this.now()) };
+    }
+
+    const body = parseBody(response.headers.get('content-type'), text);
+    const error = typeof body?.error === 'string' ? (hooks.errorCode?.(body.error) ?? body.error) : null;
+    if (error !== null) {
+      if (error === 'invalid_grant') return { outcome: 'invalid_grant', reason: 'invalid_grant' };
+      if (error === 'invalid_client' || error === 'unauthorized_client') return { outcome: 'invalid_client', reason: error };
+      if (error === 'temporarily_unavailable') return { outcome: 'transient', reason: error, retryAfterSeconds: retryAfter(response.headers.get('retry-after'), this.now()) };
+      return { outcome: 'error', reason: /^[a-z_]{1,64}$/.test(error) ? error : 'provider error' };
+    }
+    if (status === 401) return { outcome: 'invalid_client', reason: 'HTTP 401' };
+    if (status < 200 || status >= 300) return { outcome: 'error', reason: `HTTP ${status}` };
+    const accessToken = stringField(body, 'access_token');
+    if (!accessToken) return { outcome: 'error', reason: 'answer without access_token' };
+    return {
+      outcome: 'ok',
+      secretIndex: index,
+      tokens: {
+        accessToken,
+        refreshToken: stringField(body, 'refresh_token'),
+        expiresIn: seconds(body?.expires_in),
+        scope: stringField(body, 'scope'),
+        tokenType: stringField(body, 'token_type'),
+        idToken: stringField(body, 'id_token'),
+      },
+    };
+  }
+}
+
+function formEncode(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice(2);
+}
+
+/** JSON (the standard) or form-encoded (GitHub without an Accept header, some older providers). */
+function parseBody(contentType: string | null, text: string): Record<string, unknown> | null {
+  const type = (contentType ?? '').toLowerCase();
+  if (type.includes(FORM)) return Object.fromEntries(new URLSearchParams(text));
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return type.includes('json') || !text.includes('=') ? null : Object.fromEntries(new URLSearchParams(text));
+  }
+}
+
+function stringField(body: Record<string, unknown> | null, name: string): string | null {
+  const value = body?.[name];
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+/** `expires_in` as a number or a numeric string; anything else is "unknown". */
+function seconds(value: unknown): number | null {
+  const number = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  return typeof number === 'number' && Number.isFinite(number) && number >= 0 ? Math.floor(number) : null;
+}
+
+/** Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function retryAfter(header: string | null, now: number): number | null {
+  if (!header) return null;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim());
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
+}

@@ -1,0 +1,314 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock';
+import type { OAuth2ProviderConfig, ProviderConfig } from '../config/schema';
+import type { OAuth2Credential } from '../credentials/credential';
+import type { SealedCredentials } from '../credentials/sealed-credentials';
+import { CredentialUnreadableError, PreconditionFailedError } from '../errors';
+import type { DomainEvent, EventBus } from '../events/event-bus';
+import type { Metrics } from '../observability/metrics';
+import { standardHooks, type ProviderHooks } from '../providers/hooks';
+import type { OAuth2Client, RefreshResult } from '../providers/oauth2-client';
+import { Secret } from '../secret';
+import type { CredentialMeta, CredentialStore, StoredCredential } from '../store/credential-store';
+import { dueMember } from '../store/keys';
+import { backoffMs } from './backoff';
+
+export type RefreshTrigger = 'scheduled' | 'on_demand' | 'forced';
+
+/**
+ * What a refresh request ended with:
+ *   refreshed         this call refreshed it
+ *   fresh             no provider call was needed (another caller or replica just refreshed it,
+ *                     or it was not due after all); the current credential is returned
+ *   reauth_required   the provider rejected the refresh token (now or earlier)
+ *   no_refresh_token  there is nothing to refresh with
+ *   gone              the credential does not exist (any more)
+ *   failed            transient: provider down, slow, rate-limiting, or another replica's refresh
+ *                     did not finish in time; provider_error: the provider refused the client or
+ *                     answered something unusable
+ */
+export type RefreshOutcome =
+  | { kind: 'refreshed'; meta: CredentialMeta; credential: OAuth2Credential }
+  | { kind: 'fresh'; meta: CredentialMeta; credential: OAuth2Credential }
+  | { kind: 'reauth_required' }
+  | { kind: 'no_refresh_token' }
+  | { kind: 'gone' }
+  | { kind: 'failed'; error: 'transient' | 'provider_error'; retryAfterSeconds: number };
+
+/** Decides, with the record re-read under the lease, that no provider call is needed. */
+export type FreshnessCheck = (stored: StoredCredential, credential: OAuth2Credential) => boolean;
+
+export interface RefreshSettings {
+  leaseSeconds: number;
+  maxBackoffSeconds: number;
+  /** Emit token.refresh_failed once a credential has been failing this long. */
+  failedEventAfterSeconds: number;
+  /** How long an on-demand caller waits for another replica's refresh before answering 503. */
+  waitForOtherMs: number;
+  waitReplicas: number;
+}
+
+export interface RefresherDeps {
+  store: CredentialStore;
+  sealed: SealedCredentials;
+  client: OAuth2Client;
+  events: EventBus;
+  metrics: Metrics;
+  logger: Logger;
+  clock: Clock;
+  redis: Redis;
+  providers: ReadonlyMap<string, ProviderConfig>;
+  hooks?: (providerId: string) => ProviderHooks;
+  settings: RefreshSettings;
+  /** Identifies this replica in lease owner tokens. */
+  replicaId: string;
+  random?: () => number;
+}
+
+/** An on-demand probe of a failing credential at most this often (DESIGN §7). */
+export const PROBE_GAP_MS = 2000;
+
+/**
+ * Refreshes OAuth 2.0 credentials, exactly one provider call at a time per credential across
+ * every replica: one in-process promise per credential (callers on this replica share it) and a
+ * Redis lease (callers on other replicas wait for the holder's result). The record is re-read
+ * under the lease, the lease re-checked right before the provider call, and every write is a
+ * compare-and-set on the version read, so a slow or superseded refresh never overwrites a newer
+ * credential nor revives a deleted one. A rotated refresh token is written (and, with
+ * waitReplicas, acknowledged by replicas) before the new access token goes to anyone.
+ */
+export class Refresher {
+  private readonly inflight = new Map<string, Promise<RefreshOutcome>>();
+  private readonly random: () => number;
+
+  constructor(private readonly deps: RefresherDeps) {
+    this.random = deps.random ?? Math.random;
+  }
+
+  /** A new lease owner token: unique per attempt, so a replica never mistakes an old lease for its own. */
+  newOwner(): string {
+    return `${this.deps.replicaId}:${randomUUID()}`;
+  }
+
+  /** On-demand or forced: takes (or waits for) the lease, then refreshes unless `isFresh` says no need. */
+  refresh(user: string, providerId: string, trigger: 'on_demand' | 'forced', isFresh?: FreshnessCheck): Promise<RefreshOutcome> {
+    return this.singleFlight(user, providerId, () => this.leaseAndRun(user, providerId, trigger, isFresh));
+  }
+
+  /** Scheduled: the scheduler's claim already holds the lease for `owner`. */
+  async refreshClaimed(user: string, providerId: string, owner: string, now: number): Promise<RefreshOutcome> {
+    const running = this.inflight.get(dueMember(user, providerId));
+    if (running) {
+      // This replica is refreshing it on demand already; give the claim back once that is done.
+      const outcome = await running;
+      await this.deps.store.releaseLease(user, providerId, owner);
+      return outcome;
+    }
+    // A PUT or refresh since the entry came due moved refresh_at forward: the entry was stale.
+    const notDueYet: FreshnessCheck = (stored) => stored.refreshAt !== null && stored.refreshAt > now + 1000;
+    return this.singleFlight(user, providerId, () => this.run(user, providerId, owner, 'scheduled', notDueYet));
+  }
+
+  private singleFlight(user: string, providerId: string, start: () => Promise<RefreshOutcome>): Promise<RefreshOutcome> {
+    const key = dueMember(user, providerId);
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const attempt = start().finally(() => this.inflight.delete(key));
+    this.inflight.set(key, attempt);
+    return attempt;
+  }
+
+  private async leaseAndRun(user: string, providerId: string, trigger: 'on_demand' | 'forced', isFresh?: FreshnessCheck): Promise<RefreshOutcome> {
+    const { store, settings } = this.deps;
+    const owner = this.newOwner();
+    const giveUpAt = Date.now() + settings.waitForOtherMs;
+    let versionWhileHeld: number | null = null;
+    for (;;) {
+      const lease = await store.acquireLease(user, providerId, settings.leaseSeconds * 1000, owner, trigger === 'on_demand' ? PROBE_GAP_MS : 0);
+      if (lease.status === 'acquired') return this.run(user, providerId, owner, trigger, isFresh);
+      if (lease.status === 'absent') return { kind: 'gone' };
+      if (lease.status === 'too_soon') {
+        this.count(providerId, trigger, 'backoff');
+        return { kind: 'failed', error: 'transient', retryAfterSeconds: Math.max(1, Math.ceil(lease.retryInMs / 1000)) };
+      }
+      // Another caller holds the lease: wait for its result instead of calling the provider too.
+      const stored = await store.get(user, providerId);
+      if (!stored) return { kind: 'gone' };
+      if (stored.state === 'reauth_required') return { kind: 'reauth_required' };
+      if (versionWhileHeld === null) versionWhileHeld = stored.version;
+      else if (stored.version !== versionWhileHeld) return this.current(stored);
+      if (Date.now() >= giveUpAt) {
+        this.count(providerId, trigger, 'busy');
+        return { kind: 'failed', error: 'transient', retryAfterSeconds: Math.max(1, Math.ceil(lease.retryInMs / 1000)) };
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, lease.retryInMs)));
+    }
+  }
+
+  /** Under the lease: re-read, decide, call the provider, write the outcome. */
+  private async run(user: string, providerId: string, owner: string, trigger: RefreshTrigger, isFresh?: FreshnessCheck): Promise<RefreshOutcome> {
+    const { store, sealed, logger, settings } = this.deps;
+    const release = () => store.releaseLease(user, providerId, owner);
+    const stored = await store.get(user, providerId);
+    if (!stored) {
+      await release();
+      return { kind: 'gone' };
+    }
+    if (stored.state === 'reauth_required') {
+      await release();
+      return { kind: 'reauth_required' };
+    }
+    const provider = this.deps.providers.get(providerId);
+    if (!provider || provider.type !== 'oauth2') {
+      // Removed from the configuration: park it rather than spin on it.
+      await store.recordFailure(user, providerId, stored.version, owner, 'retry', settings.maxBackoffSeconds * 1000, 'provider not configured for oauth2');
+      return { kind: 'no_refresh_token' };
+    }
+    let credential: OAuth2Credential;
+    try {
+      const opened = await sealed.open(stored);
+      if (opened.type !== 'oauth2') {
+        await release();
+        return { kind: 'no_refresh_token' };
+      }
+      credential = opened;
+    } catch (err) {
+      if (err instanceof CredentialUnreadableError) {
+        await store.recordFailure(user, providerId, stored.version, owner, 'retry', settings.maxBackoffSeconds * 1000, 'credential unreadable');
+      } else {
+        await release();
+      }
+      throw err;
+    }
+    const { blob: _sealed, ...meta } = stored;
+    if (isFresh?.(stored, credential)) {
+      await release();
+      return { kind: 'fresh', meta, credential };
+    }
+    if (credential.refreshToken === null) {
+      await release();
+      return { kind: 'no_refresh_token' };
+    }
+    // Compare-and-set stops a stale write; only the lease stops a second provider call.
+    if (!(await store.leaseHeld(user, providerId, owner))) {
+      this.count(providerId, trigger, 'lease_lost');
+      return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
+    }
+
+    const stop = this.deps.metrics.refreshDuration.startTimer({ provider: providerId });
+    const result = await this.deps.client.refresh(provider, credential.refreshToken, this.deps.hooks?.(providerId) ?? standardHooks);
+    stop();
+    if (result.outcome === 'ok') return this.succeeded(stored, credential, provider, result, owner, trigger);
+    logger.warn({ user, provider: providerId, trigger, outcome: result.outcome, reason: result.reason }, 'refresh failed');
+    return this.failed(stored, result, owner, trigger);
+  }
+
+  private async succeeded(
+    stored: StoredCredential,
+    credential: OAuth2Credential,
+    provider: OAuth2ProviderConfig,
+    result: Extract<RefreshResult, { outcome: 'ok' }>,
+    owner: string,
+    trigger: RefreshTrigger,
+  ): Promise<RefreshOutcome> {
+    const { user, provider: providerId } = stored;
+    const { tokens } = result;
+    const now = this.deps.clock.now();
+    const refreshed: OAuth2Credential = {
+      ...credential,
+      accessToken: new Secret(tokens.accessToken),
+      // RFC 6749 §6: without a new refresh token the old one stays valid.
+      refreshToken: tokens.refreshToken === null ? credential.refreshToken : new Secret(tokens.refreshToken),
+      idToken: tokens.idToken === null ? credential.idToken : new Secret(tokens.idToken),
+      tokenType: tokens.tokenType ?? credential.tokenType,
+      scope: tokens.scope ?? credential.scope,
+      issuedAt: now,
+      expiresAt: tokens.expiresIn === null ? null : now + tokens.expiresIn * 1000,
+    };
+    let meta: CredentialMeta;
+    try {
+      ({ meta } = await this.deps.sealed.write(user, providerId, provider, refreshed, { kind: 'exact', version: stored.version }));
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      // Replaced or deleted while we were at the provider: that write wins.
+      this.count(providerId, trigger, 'superseded');
+      await this.deps.store.releaseLease(user, providerId, owner);
+      const current = await this.deps.store.get(user, providerId);
+      return current ? this.current(current) : { kind: 'gone' };
+    }
+    if (tokens.refreshToken !== null && this.deps.settings.waitReplicas > 0) await this.waitForReplicas(user, providerId);
+    if (result.secretIndex > 0) this.deps.logger.warn({ provider: providerId, secret: result.secretIndex }, 'the first client secret was refused; a later one worked');
+    this.count(providerId, trigger, 'ok');
+    this.emit({ type: 'token.refreshed', user, provider: providerId, version: meta.version, expires_at: iso(refreshed.expiresAt) });
+    if (stored.failures > 0) {
+      this.emit({ type: 'token.refresh_recovered', user, provider: providerId, failing_since: iso(stored.failingSince) ?? iso(now)!, attempts: stored.failures });
+    }
+    return { kind: 'refreshed', meta, credential: refreshed };
+  }
+
+  private async failed(stored: StoredCredential, result: Exclude<RefreshResult, { outcome: 'ok' }>, owner: string, trigger: RefreshTrigger): Promise<RefreshOutcome> {
+    const { user, provider: providerId } = stored;
+    const { store, settings } = this.deps;
+    this.count(providerId, trigger, result.outcome);
+    if (result.outcome === 'invalid_grant') {
+      const written = await store.recordFailure(user, providerId, stored.version, owner, 'reauth', 0, result.reason);
+      if (written.applied) this.emit({ type: 'token.reauth_required', user, provider: providerId, reason: 'the provider rejected the refresh token' });
+      return written.applied ? { kind: 'reauth_required' } : this.afterChange(user, providerId);
+    }
+    if (result.outcome === 'invalid_client') {
+      this.deps.logger.error({ provider: providerId }, 'the provider refused every configured client secret (invalid_client): check the provider configuration');
+    }
+    const retryAfter = result.outcome === 'transient' ? result.retryAfterSeconds : null;
+    const delay = backoffMs(stored.failures + 1, settings.maxBackoffSeconds, retryAfter, this.random);
+    const written = await store.recordFailure(user, providerId, stored.version, owner, 'retry', delay, result.reason);
+    if (!written.applied) return this.afterChange(user, providerId);
+    const threshold = settings.failedEventAfterSeconds * 1000;
+    const failingFor = written.now - written.failingSince;
+    const failingBefore = written.previousAttemptAt === null ? -1 : written.previousAttemptAt - written.failingSince;
+    if (failingFor >= threshold && failingBefore < threshold) {
+      this.emit({ type: 'token.refresh_failed', user, provider: providerId, reason: result.reason, failing_since: iso(written.failingSince)!, attempts: written.failures });
+    }
+    return {
+      kind: 'failed',
+      error: result.outcome === 'transient' ? 'transient' : 'provider_error',
+      retryAfterSeconds: Math.max(1, retryAfter ?? Math.ceil(PROBE_GAP_MS / 1000)),
+    };
+  }
+
+  /** The credential changed while we were at the provider; answer with what is there now. */
+  private async afterChange(user: string, providerId: string): Promise<RefreshOutcome> {
+    const current = await this.deps.store.get(user, providerId);
+    return current ? this.current(current) : { kind: 'gone' };
+  }
+
+  private async current(stored: StoredCredential): Promise<RefreshOutcome> {
+    if (stored.state === 'reauth_required') return { kind: 'reauth_required' };
+    const credential = await this.deps.sealed.open(stored);
+    if (credential.type !== 'oauth2') return { kind: 'no_refresh_token' };
+    const { blob: _sealed, ...meta } = stored;
+    return { kind: 'fresh', meta, credential };
+  }
+
+  private async waitForReplicas(user: string, provider: string): Promise<void> {
+    const wanted = this.deps.settings.waitReplicas;
+    const acked = await this.deps.redis.wait(wanted, 1000).catch(() => 0);
+    if (acked < wanted) {
+      this.deps.metrics.waitShortfalls.inc();
+      this.deps.logger.warn({ user, provider, wanted, acked }, 'a rotated refresh token was acknowledged by fewer Redis replicas than redis.waitReplicas');
+    }
+  }
+
+  private count(provider: string, trigger: RefreshTrigger, outcome: string): void {
+    this.deps.metrics.refreshes.inc({ provider, trigger, outcome });
+  }
+
+  private emit(event: DomainEvent): void {
+    this.deps.events.emit(event);
+  }
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}

@@ -1,0 +1,132 @@
+import type { Logger } from 'pino';
+import type { ProviderConfig } from '../config/schema';
+import type { CredentialStore } from '../store/credential-store';
+import { parseDueMember, SHARD_COUNT } from '../store/keys';
+import type { Refresher } from './refresher';
+
+export interface SchedulerSettings {
+  /** Refreshes in flight on this replica at most. */
+  workers: number;
+  leaseSeconds: number;
+  /** How often to look for due work (DESIGN §7: at least once a second). */
+  pollMs: number;
+}
+
+export interface SchedulerDeps {
+  store: CredentialStore;
+  refresher: Refresher;
+  providers: ReadonlyMap<string, ProviderConfig>;
+  logger: Logger;
+  settings: SchedulerSettings;
+}
+
+
+/**
+ * Proactive refresh on every replica. Each tick walks the shards from a moving start and claims
+ * due entries with the claim-due script, which leases them, about as many as there are free
+ * workers (a few shards per round trip, a few entries per shard: due entries spread evenly over
+ * shards); entries beyond the free workers or a provider's maxConcurrency are given back at once.
+ * While work keeps coming, the next tick runs as soon as a worker is free; when nothing is due,
+ * once per pollMs. A replica that dies holding claims loses nothing: the entries come due again
+ * when their leases end and another replica takes them.
+ */
+export class Scheduler {
+  private running = 0;
+  private readonly perProvider = new Map<string, number>();
+  private readonly active = new Set<Promise<unknown>>();
+  private cursor = Math.floor(Math.random() * SHARD_COUNT);
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<number> | undefined;
+  private stopped = true;
+  /** The last tick found work: look again as soon as a worker is free. */
+  private busy = false;
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(this.deps.settings.pollMs);
+  }
+
+  /** Stops claiming, then waits (at most `graceMs`) for the refreshes in flight. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.ticking;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.active]), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** One pass over the shards; returns how many entries it claimed and started. */
+  async tick(): Promise<number> {
+    const { store, settings } = this.deps;
+    let started = 0;
+    for (let scanned = 0; scanned < SHARD_COUNT && this.free() > 0; ) {
+      const perTrip = Math.min(128, Math.max(16, this.free()));
+      const shards = Array.from({ length: perTrip }, (_, i) => (this.cursor + i) % SHARD_COUNT);
+      this.cursor = (this.cursor + perTrip) % SHARD_COUNT;
+      scanned += perTrip;
+      const owner = this.deps.refresher.newOwner();
+      const claims = await store.claimDueMany(shards, Math.ceil(this.free() / perTrip), settings.leaseSeconds * 1000, owner);
+      for (const { now, members } of claims) {
+        for (const member of members) {
+          if (this.dispatch(member, owner, now)) started++;
+        }
+      }
+    }
+    return started;
+  }
+
+  private free(): number {
+    return this.deps.settings.workers - this.running;
+  }
+
+  private dispatch(member: string, owner: string, now: number): boolean {
+    const { user, provider } = parseDueMember(member);
+    const config = this.deps.providers.get(provider);
+    const limit = config?.type === 'oauth2' ? config.maxConcurrency : 1;
+    const inFlight = this.perProvider.get(provider) ?? 0;
+    if (this.free() <= 0 || inFlight >= limit) {
+      void this.deps.store.releaseLease(user, provider, owner).catch(() => undefined);
+      return false;
+    }
+    this.running++;
+    this.perProvider.set(provider, inFlight + 1);
+    const work = this.deps.refresher
+      .refreshClaimed(user, provider, owner, now)
+      .catch((err: unknown) => this.deps.logger.error({ user, provider, err: describe(err) }, 'scheduled refresh failed unexpectedly'))
+      .finally(() => {
+        this.running--;
+        this.perProvider.set(provider, (this.perProvider.get(provider) ?? 1) - 1);
+        this.active.delete(work);
+        if (this.busy && !this.ticking) this.schedule(0);
+      });
+    this.active.add(work);
+    return true;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.runTick(), delayMs);
+    this.timer.unref();
+  }
+
+  private async runTick(): Promise<void> {
+    if (this.stopped || this.ticking) return;
+    this.ticking = this.tick().catch((err: unknown) => {
+      this.deps.logger.warn({ err: describe(err) }, 'scheduler tick failed; retrying');
+      return 0;
+    });
+    const started = await this.ticking;
+    this.ticking = undefined;
+    this.busy = started > 0;
+    this.schedule(this.busy && this.free() > 0 ? 0 : this.deps.settings.pollMs);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
