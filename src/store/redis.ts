@@ -18,12 +18,12 @@ const SCRIPTS = {
   recordFailure: { file: 'record-failure.lua', keys: 4 },
 } as const;
 
+/** First element of a script's reply. 0 means "absent" (put, delete) or "held by another" (acquire-lease). */
 export enum LuaStatus {
   NoCredential = -3,
   TooSoon = -2,
   VersionMismatch = -1,
   Absent = 0,
-  Held = 0,
   Done = 1,
 }
 
