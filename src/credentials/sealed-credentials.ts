@@ -50,7 +50,7 @@ export class SealedCredentials {
     };
     const { version, created, createdAt } = await this.deps.store.put(write, expected);
     const { blob: _sealed, now, ...meta } = write;
-    return { meta: { ...meta, version, createdAt, updatedAt: now, failures: 0, failingSince: null }, created };
+    return { meta: { ...meta, version, createdAt, updatedAt: now, failures: 0, failingSince: null, lastAttemptAt: null }, created };
   }
 
   /** Opens a stored record; throws CredentialUnreadableError, counted and logged here. */

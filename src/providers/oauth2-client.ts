@@ -87,7 +87,9 @@ export class OAuth2Client {
       });
       text = await response.text();
     } catch (err) {
-      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      // By name, not instanceof: the error may come from another realm (a test runner's vm).
+      const name = (err as { name?: unknown } | null)?.name;
+      const timedOut = name === 'TimeoutError' || name === 'AbortError';
       return { outcome: 'transient', reason: timedOut ? 'timeout' : 'network error', retryAfterSeconds: null };
     }
 

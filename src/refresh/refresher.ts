@@ -69,6 +69,29 @@ export interface RefresherDeps {
 
 /** An on-demand probe of a failing credential at most this often (DESIGN §7). */
 export const PROBE_GAP_MS = 2000;
+/** Retry-After handed to callers is capped like the scheduler's backoff floor. */
+const MAX_RETRY_AFTER_SECONDS = 3600;
+
+/** Counting semaphore: provider calls in flight per provider on this replica (maxConcurrency). */
+class Permits {
+  private inUse = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async acquire(): Promise<() => void> {
+    if (this.inUse >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.inUse++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.inUse--;
+    };
+  }
+}
 
 /**
  * Refreshes OAuth 2.0 credentials, exactly one provider call at a time per credential across
@@ -81,6 +104,7 @@ export const PROBE_GAP_MS = 2000;
  */
 export class Refresher {
   private readonly inflight = new Map<string, Promise<RefreshOutcome>>();
+  private readonly permits = new Map<string, Permits>();
   private readonly random: () => number;
 
   constructor(private readonly deps: RefresherDeps) {
@@ -191,15 +215,24 @@ export class Refresher {
       await release();
       return { kind: 'no_refresh_token' };
     }
-    // Compare-and-set stops a stale write; only the lease stops a second provider call.
-    if (!(await store.leaseHeld(user, providerId, owner))) {
-      this.count(providerId, trigger, 'lease_lost');
-      return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
+    // maxConcurrency bounds every provider call from this replica, scheduled or on demand.
+    let permits = this.permits.get(providerId);
+    if (!permits) this.permits.set(providerId, (permits = new Permits(provider.maxConcurrency)));
+    const done = await permits.acquire();
+    let result: RefreshResult;
+    try {
+      // Compare-and-set stops a stale write; only the lease stops a second provider call. Checked
+      // after the wait for a permit, which may have outlasted the lease.
+      if (!(await store.leaseHeld(user, providerId, owner))) {
+        this.count(providerId, trigger, 'lease_lost');
+        return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
+      }
+      const stop = this.deps.metrics.refreshDuration.startTimer({ provider: providerId });
+      result = await this.deps.client.refresh(provider, credential.refreshToken, this.deps.hooks?.(providerId) ?? standardHooks);
+      stop();
+    } finally {
+      done();
     }
-
-    const stop = this.deps.metrics.refreshDuration.startTimer({ provider: providerId });
-    const result = await this.deps.client.refresh(provider, credential.refreshToken, this.deps.hooks?.(providerId) ?? standardHooks);
-    stop();
     if (result.outcome === 'ok') return this.succeeded(stored, credential, provider, result, owner, trigger);
     logger.warn({ user, provider: providerId, trigger, outcome: result.outcome, reason: result.reason }, 'refresh failed');
     return this.failed(stored, result, owner, trigger);
@@ -242,8 +275,10 @@ export class Refresher {
     if (result.secretIndex > 0) this.deps.logger.warn({ provider: providerId, secret: result.secretIndex }, 'the first client secret was refused; a later one worked');
     this.count(providerId, trigger, 'ok');
     this.emit({ type: 'token.refreshed', user, provider: providerId, version: meta.version, expires_at: iso(refreshed.expiresAt) });
-    if (stored.failures > 0) {
-      this.emit({ type: 'token.refresh_recovered', user, provider: providerId, failing_since: iso(stored.failingSince) ?? iso(now)!, attempts: stored.failures });
+    // Recovered pairs with refresh_failed: only a failure that was announced is resolved.
+    const failedFor = stored.failingSince === null || stored.lastAttemptAt === null ? -1 : stored.lastAttemptAt - stored.failingSince;
+    if (stored.failures > 0 && failedFor >= this.deps.settings.failedEventAfterSeconds * 1000) {
+      this.emit({ type: 'token.refresh_recovered', user, provider: providerId, failing_since: iso(stored.failingSince)!, attempts: stored.failures });
     }
     return { kind: 'refreshed', meta, credential: refreshed };
   }
@@ -273,7 +308,7 @@ export class Refresher {
     return {
       kind: 'failed',
       error: result.outcome === 'transient' ? 'transient' : 'provider_error',
-      retryAfterSeconds: Math.max(1, retryAfter ?? Math.ceil(PROBE_GAP_MS / 1000)),
+      retryAfterSeconds: Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, retryAfter ?? Math.ceil(PROBE_GAP_MS / 1000))),
     };
   }
 

@@ -41,6 +41,8 @@ export interface CredentialMeta {
   /** Refresh attempts that failed in a row (0 when the last one succeeded). */
   failures: number;
   failingSince: number | null;
+  /** When the last failed attempt was made (ms); null when not failing. */
+  lastAttemptAt: number | null;
 }
 
 export interface StoredCredential extends CredentialMeta {
@@ -78,6 +80,7 @@ const META_FIELDS = [
   'updated_at',
   'failures',
   'failing_since',
+  'attempted_at',
 ] as const;
 
 export type LeaseResult =
@@ -308,7 +311,7 @@ function versionMismatch(expected: ExpectedVersion, current: number): Preconditi
 }
 
 function parseMeta(user: string, provider: string, row: (string | null)[]): CredentialMeta {
-  const [version, kek, type, state, expiresAt, refreshAt, scope, accountId, createdAt, updatedAt, failures, failingSince] = row;
+  const [version, kek, type, state, expiresAt, refreshAt, scope, accountId, createdAt, updatedAt, failures, failingSince, attemptedAt] = row;
   const number = (value: string | null | undefined) => (value === null || value === undefined ? null : Number(value));
   return {
     user,
@@ -325,5 +328,6 @@ function parseMeta(user: string, provider: string, row: (string | null)[]): Cred
     updatedAt: number(updatedAt) ?? 0,
     failures: number(failures) ?? 0,
     failingSince: number(failingSince),
+    lastAttemptAt: number(attemptedAt),
   };
 }
