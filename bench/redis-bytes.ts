@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Keyring } from '../src/crypto/keyring';
 import { Envelope } from '../src/crypto/envelope';
 import { LocalKeyWrapper } from '../src/crypto/key-wrapper';
+import { KeyringHolder } from '../src/crypto/keyring-holder';
 import { encodeCredential, type OAuth2Credential } from '../src/credentials/credential';
 import { CredentialStore } from '../src/store/credential-store';
 import { Keys } from '../src/store/keys';
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   const server = await RedisServer.start(['--appendonly', 'no']);
   const redis = createRedis(server.url);
   await connectRedis(redis);
-  const envelope = new Envelope(new LocalKeyWrapper(Keyring.parse(Keyring.generateJson('k1'))));
+  const envelope = new Envelope(new LocalKeyWrapper(new KeyringHolder(Keyring.parse(Keyring.generateJson('k1')))));
   const rows: string[][] = [['credential shape', 'plaintext B', 'sealed B', 'MEMORY USAGE of record B', 'used_memory per credential B']];
   try {
     for (const [name, make] of Object.entries(shapes)) {

@@ -12,6 +12,10 @@ import { SealedCredentials } from './credentials/sealed-credentials';
 import { Envelope } from './crypto/envelope';
 import { LocalKeyWrapper } from './crypto/key-wrapper';
 import type { Keyring } from './crypto/keyring';
+import { KeyringHolder } from './crypto/keyring-holder';
+import { KeyAdmin } from './admin/key-admin';
+import { readKeyring } from './config/load';
+import { KeyringError } from './crypto/keyring';
 import { createAuditLog, createLogger, type AuditLog } from './observability/logger';
 import { InProcessEventBus, type EventBus } from './events/event-bus';
 import { Metrics } from './observability/metrics';
@@ -35,7 +39,9 @@ export interface Deps {
   redis: Redis;
   keys: Keys;
   store: CredentialStore;
-  keyring: Keyring | undefined;
+  /** The keyring in force (replaced on reload); get() is undefined when none is loaded. */
+  keyring: KeyringHolder;
+  keyAdmin: KeyAdmin;
   credentials: CredentialService;
   events: EventBus;
   refresher: Refresher;
@@ -80,13 +86,26 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
   const logger = options.logger ?? createLogger(loaded.logLevel, options.logDestination);
   const audit = createAuditLog(options.logDestination);
   const metrics = new Metrics();
-  const keyring = options.keyring ?? loaded.keyring;
+  const keyring = new KeyringHolder(options.keyring ?? loaded.keyring);
+  const replicaId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
   const redis = createRedis(options.redisUrl ?? config.redis.url?.reveal() ?? DEFAULT_REDIS_URL);
   await connectRedis(redis);
   const keys = new Keys(options.keyPrefix ?? config.redis.keyPrefix);
   const store = new CredentialStore(redis, keys);
-  const envelope = new Envelope(new LocalKeyWrapper(keyring));
+  const keyAdmin = new KeyAdmin({
+    redis,
+    keys,
+    holder: keyring,
+    readKeyring: () => {
+      if (!loaded.keyringSource) throw new KeyringError('the keyring has no source to re-read');
+      return readKeyring(loaded.keyringSource);
+    },
+    logger,
+    audit,
+    replicaId,
+  });
+  const envelope = new Envelope(new LocalKeyWrapper(keyring, undefined, () => keyAdmin.rereadForUnknownKey()));
   metrics.observeStore(store);
   const providers = new Map(Object.entries(config.providers));
   const random = options.random ? { random: options.random } : {};
@@ -111,7 +130,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
       waitForOtherMs: options.waitForOtherMs ?? timeoutMs + 2000,
       waitReplicas: config.redis.waitReplicas,
     },
-    replicaId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+    replicaId,
     ...random,
   });
   const scheduler = new Scheduler({
@@ -135,6 +154,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     keys,
     store,
     keyring,
+    keyAdmin,
     credentials,
     events,
     refresher,
@@ -144,6 +164,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     state: { shuttingDown: false },
     async close() {
       await scheduler.stop();
+      await keyAdmin.stop();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

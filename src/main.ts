@@ -1,4 +1,6 @@
+import { watch } from 'node:fs';
 import { createServer } from 'node:http';
+import { basename, dirname } from 'node:path';
 import pino from 'pino';
 import { buildApp } from './app';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load';
@@ -56,7 +58,9 @@ async function main(): Promise<void> {
     return fail('cannot start: Redis is not reachable', err);
   }
   for (const warning of await redisWarnings(deps.redis)) logger.warn(warning);
+  await deps.keyAdmin.start();
   deps.scheduler.start();
+  watchKeyring(deps, loaded);
 
   const server = createServer(buildApp(deps));
   server.headersTimeout = 10_000;
@@ -95,6 +99,29 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('unhandledRejection', (err) => fail('unhandled rejection', err));
+}
+
+/**
+ * SIGHUP, and a change to the keyring file, re-read the keyring. A keyring that does not parse
+ * (a half-written file) or lacks a key in use is refused and the old one stays in force.
+ */
+function watchKeyring(deps: Deps, loaded: LoadedConfig): void {
+  const reload = (why: string) =>
+    void deps.keyAdmin.reload(`replica:${why}`).then(
+      (status) => deps.logger.info({ why, active: status.active }, 'keyring reloaded'),
+      (err: unknown) => deps.logger.warn({ why, reason: err instanceof Error ? err.message : String(err) }, 'keyring reload refused; the old keyring stays in force'),
+    );
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  const source = loaded.keyringSource;
+  if (source?.kind !== 'file') return;
+  let timer: NodeJS.Timeout | undefined;
+  // Watch the folder, not the file: editors and Kubernetes secret mounts replace the file.
+  const watcher = watch(dirname(source.path), (_event, name) => {
+    if (name !== null && name !== basename(source.path) && !name.startsWith('..')) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => reload('keyring file changed'), 500);
+  });
+  watcher.unref();
 }
 
 main().catch((err: unknown) => {

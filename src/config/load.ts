@@ -15,10 +15,25 @@ export interface LoadedConfig {
   config: Config & { server: Config['server'] & { host: string } };
   /** Absent only in development, where dev mode generates one. */
   keyring: Keyring | undefined;
+  /** Where the keyring came from, so a reload (SIGHUP, /admin/keys/reload) can read it again. */
+  keyringSource: KeyringSource | undefined;
   logLevel: LogLevel;
   bodyLimitBytes: number;
   /** Things an operator should see at start-up; the config is still usable. */
   warnings: string[];
+}
+
+export type KeyringSource = { kind: 'file'; path: string } | { kind: 'env'; name: string } | { kind: 'inline' };
+
+/** Reads a keyring from its source again; throws KeyringError (or an fs error) when it cannot. */
+export function readKeyring(source: KeyringSource, env: NodeJS.ProcessEnv = process.env): Keyring {
+  if (source.kind === 'file') return Keyring.parse(readFileSync(source.path, 'utf8'));
+  if (source.kind === 'env') {
+    const value = env[source.name];
+    if (!value) throw new KeyringError(`environment variable ${source.name} is not set`);
+    return Keyring.parse(value);
+  }
+  throw new KeyringError('an inline keyring cannot be re-read; use { file } or { env }');
 }
 
 /** A configuration that cannot be used; `issues` name the path of each bad field. */
@@ -82,6 +97,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
     env: (name) => env[name],
     file: (file) => readFile(isAbsolute(file) ? file : resolve(baseDir, file)),
   };
+  const keyringSource = keyringSourceOf(raw.keyring, baseDir);
   const parsed = buildConfigSchema(source).safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
@@ -130,6 +146,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
     path,
     config: { ...config, server: { ...config.server, host } },
     keyring,
+    keyringSource,
     logLevel: logLevel as LogLevel,
     bodyLimitBytes: config.server.bodyLimit,
     warnings,
@@ -172,6 +189,13 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv,
   if (typeof raw.keyring === 'object' && raw.keyring !== null && 'keys' in raw.keyring) {
     raw.keyring = JSON.stringify(raw.keyring);
   }
+}
+
+function keyringSourceOf(value: unknown, baseDir: string): KeyringSource | undefined {
+  if (typeof value === 'string') return { kind: 'inline' };
+  if (isMapping(value) && typeof value.file === 'string') return { kind: 'file', path: isAbsolute(value.file) ? value.file : resolve(baseDir, value.file) };
+  if (isMapping(value) && typeof value.env === 'string') return { kind: 'env', name: value.env };
+  return undefined;
 }
 
 function formatPath(path: PropertyKey[]): string {

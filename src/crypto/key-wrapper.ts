@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { CredentialUnreadableError, UnavailableError } from '../errors';
+import { CredentialUnreadableError } from '../errors';
 import { aesGcmOpen, aesGcmSeal, IV_BYTES, TAG_BYTES } from './aead';
-import type { Keyring } from './keyring';
+import type { KeyringHolder } from './keyring-holder';
 
 /**
  * Wraps and unwraps data keys (DEKs) with a key-encryption key (KEK). The local keyring is the
@@ -19,19 +19,25 @@ export interface KeyWrapper {
 /** Wrapped DEK layout for the local keyring: IV (12) ‖ ciphertext (32) ‖ tag (16). */
 export const LOCAL_WRAPPED_BYTES = IV_BYTES + 32 + TAG_BYTES;
 
-/** Wraps with the keyring's keys; with no keyring loaded every call answers 503. */
+/**
+ * Wraps with the keyring's keys; with no keyring loaded every call answers 503. A KEK id this
+ * replica does not hold makes it re-read its keyring once (through `reread`, rate-limited by the
+ * caller) before failing closed: another replica may have started using a key this one has not
+ * loaded yet.
+ */
 export class LocalKeyWrapper implements KeyWrapper {
   constructor(
-    private readonly keyring: Keyring | undefined,
+    private readonly holder: KeyringHolder,
     private readonly random: (n: number) => Buffer = randomBytes,
+    private readonly reread: () => Promise<void> = async () => undefined,
   ) {}
 
   activeKekId(): string {
-    return this.ring().activeId;
+    return this.holder.sealingKekId();
   }
 
   async wrap(kekId: string, dek: Buffer, aad: Buffer): Promise<Buffer> {
-    const kek = this.ring().key(kekId);
+    const kek = this.holder.require().key(kekId);
     if (!kek) throw new CredentialUnreadableError('unknown_kek');
     const iv = this.random(IV_BYTES);
     const { ciphertext, tag } = aesGcmSeal(kek, iv, dek, aad);
@@ -39,7 +45,11 @@ export class LocalKeyWrapper implements KeyWrapper {
   }
 
   async unwrap(kekId: string, wrapped: Buffer, aad: Buffer): Promise<Buffer> {
-    const kek = this.ring().key(kekId);
+    let kek = this.holder.require().key(kekId);
+    if (!kek) {
+      await this.reread();
+      kek = this.holder.require().key(kekId);
+    }
     if (!kek) throw new CredentialUnreadableError('unknown_kek');
     if (wrapped.length !== LOCAL_WRAPPED_BYTES) throw new CredentialUnreadableError('format');
     try {
@@ -53,10 +63,5 @@ export class LocalKeyWrapper implements KeyWrapper {
     } catch {
       throw new CredentialUnreadableError('tampered');
     }
-  }
-
-  private ring(): Keyring {
-    if (!this.keyring) throw new UnavailableError('no keyring is loaded', 5);
-    return this.keyring;
   }
 }

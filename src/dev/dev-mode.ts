@@ -71,7 +71,8 @@ export async function prepareDev(loaded: LoadedConfig, cwd: string, logger: Logg
     redisUrl = started.url;
     stop = started.stop;
   }
-  return { loaded: { ...loaded, config, keyring }, keyring, keyPrefix, redisUrl, stop };
+  const keyringSource = loaded.keyring ? loaded.keyringSource : { kind: 'file' as const, path: resolve(dataDir, 'keyring.json') };
+  return { loaded: { ...loaded, config, keyring, keyringSource }, keyring, keyPrefix, redisUrl, stop };
 }
 
 async function answers(url: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import type { Express } from 'express';
 import type { Deps } from '../deps';
+import { listKeys, recountKeys, reloadKeys } from './endpoints/admin/keys';
 import { healthz, metrics, readyz } from './endpoints/health/probes';
 import { deleteToken } from './endpoints/tokens/delete-token';
 import { deleteUserTokens } from './endpoints/tokens/delete-user-tokens';
@@ -20,4 +21,8 @@ export function registerRoutes(app: Express, deps: Deps): void {
   app.post('/tokens/:user/:provider/refresh', refreshToken(deps));
   app.get('/tokens/:user', listTokens(deps));
   app.delete('/tokens/:user', deleteUserTokens(deps));
+
+  app.get('/admin/keys', listKeys(deps));
+  app.post('/admin/keys/reload', reloadKeys(deps));
+  app.post('/admin/keys/recount', recountKeys(deps));
 }

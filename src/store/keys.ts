@@ -17,6 +17,11 @@ import { crc32 } from 'node:zlib';
  *   <prefix>{s<n>}:states                   HASH  state -> credentials of this shard in that state
  *   <prefix>{s<n>}:outbox                   events written with the change that caused them
  *
+ * Keys about the keyring, shared by every replica, live under their own tag:
+ *
+ *   <prefix>{keys}:active                   STRING the KEK id every replica seals with
+ *   <prefix>{keys}:replicas                 HASH  replica id -> heartbeat JSON (key ids held, when)
+ *
  * Members "<user>:<provider>" split on the last ':' because provider ids contain none.
  */
 export const SHARD_COUNT = 1024;
@@ -64,8 +69,28 @@ export class Keys {
     return `${this.shard(user)}states`;
   }
 
+  activeKek(): string {
+    return `${this.prefix}{keys}:active`;
+  }
+
+  replicas(): string {
+    return `${this.prefix}{keys}:replicas`;
+  }
+
+  /** SCAN pattern matching every credential record. */
+  credentialPattern(): string {
+    return `${this.prefix}{s*}:cred:*`;
+  }
+
+  /** The shard number of a key built here, or null. */
+  shardOfKey(key: string): number | null {
+    if (!key.startsWith(this.prefix)) return null;
+    const match = /^\{s(\d+)\}:/.exec(key.slice(this.prefix.length));
+    return match ? Number(match[1]) : null;
+  }
+
   /** Keys of one shard by number, for work that walks every shard (scheduler, counts). */
-  shardKey(shard: number, name: 'due' | 'kek' | 'outbox' | 'leases' | 'states'): string {
+  shardKey(shard: number, name: 'due' | 'kek' | 'outbox' | 'leases' | 'states' | 'seq'): string {
     return `${this.prefix}{s${shard}}:${name}`;
   }
 }

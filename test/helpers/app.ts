@@ -142,6 +142,7 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
   const logs = new LogCapture();
   const clock = options.clock ?? new TestClock();
   const deps = await createDeps(loaded, { logDestination: logs, clock, ...options.deps });
+  await deps.keyAdmin.start();
   if (options.scheduler) deps.scheduler.start();
   return {
     app: buildApp(deps),

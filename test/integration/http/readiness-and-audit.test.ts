@@ -28,7 +28,7 @@ test('without a keyring /readyz answers 503 naming the keyring, and token calls 
       return rest;
     },
   });
-  expect(vault.deps.keyring).toBeUndefined();
+  expect(vault.deps.keyring.get()).toBeUndefined();
 
   const ready = await request(vault.app).get('/readyz');
   expect(ready.status).toBe(503);

@@ -2,6 +2,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { aesGcmOpen } from '../../../src/crypto/aead';
 import { decodeEnvelope, dekAad, Envelope, FORMAT_VERSION, recordAad, type RecordContext } from '../../../src/crypto/envelope';
 import { LocalKeyWrapper, LOCAL_WRAPPED_BYTES } from '../../../src/crypto/key-wrapper';
+import { KeyringHolder } from '../../../src/crypto/keyring-holder';
 import { Keyring } from '../../../src/crypto/keyring';
 import { CredentialUnreadableError, UnavailableError, type UnreadableReason } from '../../../src/errors';
 
@@ -17,7 +18,7 @@ const ctx: RecordContext = { user: 'u42', provider: 'github' };
 const plaintext = Buffer.from(JSON.stringify({ type: 'oauth2', access_token: 'at-secret', refresh_token: 'rt-secret' }));
 
 function envelopeFor(ring: Keyring | undefined): Envelope {
-  return new Envelope(new LocalKeyWrapper(ring));
+  return new Envelope(new LocalKeyWrapper(new KeyringHolder(ring)));
 }
 
 /** Runs `open` and returns the CredentialUnreadableError's reason; fails the test if it returned data. */
@@ -71,7 +72,7 @@ describe('a fresh data key and IV for every seal', () => {
     expect(first.tag.equals(second.tag)).toBe(false);
 
     // Unwrap both DEKs with the keyring's KEK: they are different keys, and each opens its record.
-    const wrapper = new LocalKeyWrapper(ringK1);
+    const wrapper = new LocalKeyWrapper(new KeyringHolder(ringK1));
     const dek1 = await wrapper.unwrap('k1', first.wrappedDek, dekAad('k1', ctx));
     const dek2 = await wrapper.unwrap('k1', second.wrappedDek, dekAad('k1', ctx));
     expect(dek1).toHaveLength(32);
@@ -115,7 +116,7 @@ describe('byte layout (format version 1)', () => {
       requested.push(n);
       return Buffer.alloc(n, next++);
     };
-    const envelope = new Envelope(new LocalKeyWrapper(ringK1, random), random);
+    const envelope = new Envelope(new LocalKeyWrapper(new KeyringHolder(ringK1), random), random);
     const blob = await envelope.seal(plaintext, ctx);
     expect(requested).toEqual([32, 12, 12]);
 

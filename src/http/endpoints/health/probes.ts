@@ -19,7 +19,7 @@ export function readyz(deps: Deps): RequestHandler {
   return async (_req, res) => {
     const problems: { path: string; message: string }[] = [];
     if (deps.state.shuttingDown) problems.push({ path: 'process', message: 'shutting down' });
-    if (!deps.keyring) problems.push({ path: 'keyring', message: 'no keyring is loaded' });
+    if (!deps.keyring.get()) problems.push({ path: 'keyring', message: 'no keyring is loaded' });
     if (!(await answersWithin(deps.store.ping(), READY_TIMEOUT_MS))) problems.push({ path: 'redis', message: 'Redis does not answer' });
     if (problems.length > 0) {
       const error = new UnavailableError(`not ready: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, 1);

@@ -1,0 +1,272 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { KeyringError, type Keyring } from '../crypto/keyring';
+import type { KeyringHolder } from '../crypto/keyring-holder';
+import { InvalidRequestError, KeyInUseError } from '../errors';
+import type { AuditLog } from '../observability/logger';
+import { SHARD_COUNT, type Keys } from '../store/keys';
+import { toStoreError } from '../store/redis';
+
+/**
+ * The keyring across replicas (DESIGN §6). Each replica publishes, every heartbeat, the KEK ids
+ * it holds. The KEK id every replica seals with lives in Redis; a replica asks for its keyring's
+ * active key to become that id when it starts or reloads, and the switch happens only once every
+ * live replica holds the key, so no replica ever meets a record it cannot open. A reload that
+ * would drop a key still protecting records, or one a live replica seals with, is refused and
+ * the old keyring stays in force.
+ */
+export interface KeyAdminDeps {
+  redis: Redis;
+  keys: Keys;
+  holder: KeyringHolder;
+  /** Reads the keyring again from its source (file or environment). */
+  readKeyring: () => Keyring;
+  logger: Logger;
+  audit: AuditLog;
+  replicaId: string;
+  heartbeatMs?: number;
+  /** A replica whose heartbeat is older than this is not live. */
+  liveMs?: number;
+}
+
+export interface Heartbeat {
+  keys: string[];
+  /** Its keyring's active key. */
+  wants: string;
+  at: number;
+}
+
+export interface KeyStatus {
+  active: string | null;
+  keys: { id: string; records: number; active: boolean; replicas: string[] }[];
+}
+
+const REREAD_GAP_MS = 5000;
+
+export class KeyAdmin {
+  private timer: NodeJS.Timeout | undefined;
+  /** The key this replica asked to activate and Redis does not show yet. */
+  private pending: string | undefined;
+  private lastReread = 0;
+  private readonly heartbeatMs: number;
+  private readonly liveMs: number;
+
+  constructor(private readonly deps: KeyAdminDeps) {
+    this.heartbeatMs = deps.heartbeatMs ?? 5000;
+    this.liveMs = deps.liveMs ?? 3 * this.heartbeatMs;
+  }
+
+  async start(): Promise<void> {
+    this.pending = this.deps.holder.get()?.activeId;
+    await this.heartbeat();
+    this.timer = setInterval(() => void this.heartbeat().catch((err: unknown) => this.deps.logger.warn({ err: describe(err) }, 'key heartbeat failed')), this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.deps.redis.hdel(this.deps.keys.replicas(), this.deps.replicaId).catch(() => undefined);
+  }
+
+  /** Publishes what this replica holds, reads the shared active id, activates a pending key when every live replica holds it. */
+  async heartbeat(): Promise<void> {
+    const { redis, keys, holder, replicaId } = this.deps;
+    const keyring = holder.get();
+    if (!keyring) return;
+    const beat: Heartbeat = { keys: keyring.ids().sort(), wants: keyring.activeId, at: Date.now() };
+    await this.call(() => redis.hset(keys.replicas(), replicaId, JSON.stringify(beat)));
+    // The first replica ever to start sets the shared active key.
+    await this.call(() => redis.set(keys.activeKek(), keyring.activeId, 'NX'));
+    let active = await this.call(() => redis.get(keys.activeKek()));
+    if (this.pending !== undefined && this.pending !== active) {
+      const live = await this.liveReplicas();
+      const missing = [...live].filter(([, heartbeat]) => !heartbeat.keys.includes(this.pending!)).map(([id]) => id);
+      if (missing.length === 0) {
+        const from = active;
+        await this.call(() => redis.set(keys.activeKek(), this.pending!));
+        active = this.pending;
+        this.deps.logger.info({ from, to: active }, 'activated key: every live replica holds it');
+        this.deps.audit.record({ action: 'key.activated', caller: `replica:${replicaId}`, outcome: 'ok', kek: active, previous: from });
+      } else {
+        this.deps.logger.warn({ key: this.pending, waitingFor: missing }, 'key not activated yet: some live replicas do not hold it');
+      }
+    }
+    if (this.pending === active) this.pending = undefined;
+    holder.setSharedActive(active ?? undefined);
+  }
+
+  /** Live replicas and their heartbeats; stale entries are removed. */
+  async liveReplicas(): Promise<Map<string, Heartbeat>> {
+    const { redis, keys } = this.deps;
+    const all = await this.call(() => redis.hgetall(keys.replicas()));
+    const live = new Map<string, Heartbeat>();
+    const stale: string[] = [];
+    for (const [id, json] of Object.entries(all)) {
+      const heartbeat = JSON.parse(json) as Heartbeat;
+      if (Date.now() - heartbeat.at <= this.liveMs) live.set(id, heartbeat);
+      else stale.push(id);
+    }
+    if (stale.length > 0) await this.call(() => redis.hdel(keys.replicas(), ...stale));
+    return live;
+  }
+
+  /** Records protected by each KEK, summed over every shard (kept exact by the write scripts). */
+  async recordsByKek(): Promise<Record<string, number>> {
+    const pipeline = this.deps.redis.pipeline();
+    for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.hgetall(this.deps.keys.shardKey(shard, 'kek'));
+    const replies = (await this.call(() => pipeline.exec())) ?? [];
+    const counts: Record<string, number> = {};
+    for (const [, hash] of replies) {
+      for (const [id, n] of Object.entries((hash ?? {}) as Record<string, string>)) counts[id] = (counts[id] ?? 0) + Number(n);
+    }
+    return counts;
+  }
+
+  async status(): Promise<KeyStatus> {
+    const [active, records, live] = await Promise.all([this.call(() => this.deps.redis.get(this.deps.keys.activeKek())), this.recordsByKek(), this.liveReplicas()]);
+    const ids = new Set<string>([...(this.deps.holder.get()?.ids() ?? []), ...Object.keys(records)]);
+    for (const heartbeat of live.values()) heartbeat.keys.forEach((id) => ids.add(id));
+    return {
+      active,
+      keys: [...ids].sort().map((id) => ({
+        id,
+        records: records[id] ?? 0,
+        active: id === active,
+        replicas: [...live].filter(([, heartbeat]) => heartbeat.keys.includes(id)).map(([replica]) => replica).sort(),
+      })),
+    };
+  }
+
+  /**
+   * Re-reads the keyring (POST /admin/keys/reload, SIGHUP, a change of the keyring file). A file
+   * that does not parse is refused (400); one that drops a key still protecting records, or the
+   * key replicas seal with, is refused (409 key_in_use, with the counts). The old keyring stays
+   * in force in both cases.
+   */
+  async reload(caller: string): Promise<KeyStatus> {
+    let next: Keyring;
+    try {
+      next = this.deps.readKeyring();
+    } catch (err) {
+      const reason = err instanceof KeyringError ? err.message : `cannot read the keyring (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+      this.deps.audit.record({ action: 'key.reload', caller, outcome: 'refused', reason });
+      throw new InvalidRequestError(`keyring reload refused, the old keyring stays in force: ${reason}`);
+    }
+    const [records, live, active] = await Promise.all([this.recordsByKek(), this.liveReplicas(), this.call(() => this.deps.redis.get(this.deps.keys.activeKek()))]);
+    const needed = Object.entries(records)
+      .filter(([id, n]) => n > 0 && !next.has(id))
+      .map(([id, n]) => ({ path: id, message: `${n} records are sealed under it` }));
+    if (active !== null && !next.has(active)) needed.push({ path: active, message: 'it is the active key every replica seals with' });
+    for (const [replica, heartbeat] of live) {
+      if (replica !== this.deps.replicaId && !next.has(heartbeat.wants)) needed.push({ path: heartbeat.wants, message: `replica ${replica} has it as its active key` });
+    }
+    if (needed.length > 0) {
+      this.deps.audit.record({ action: 'key.reload', caller, outcome: 'refused', missing: needed.map((n) => n.path) });
+      throw new KeyInUseError(`keyring reload refused, the old keyring stays in force: it lacks keys still in use (${needed.map((n) => `${n.path}: ${n.message}`).join('; ')})`, needed);
+    }
+    this.deps.holder.replace(next);
+    this.pending = next.activeId;
+    await this.heartbeat();
+    this.deps.audit.record({ action: 'key.reload', caller, outcome: 'ok', keys: next.ids(), wants: next.activeId });
+    return this.status();
+  }
+
+  /**
+   * The wrapper met a KEK id it does not hold: re-read the keyring once (at most every 5 s),
+   * quietly keeping the old one if the new one is unusable.
+   */
+  async rereadForUnknownKey(): Promise<void> {
+    if (Date.now() - this.lastReread < REREAD_GAP_MS) return;
+    this.lastReread = Date.now();
+    try {
+      await this.reload('replica:unknown-key');
+    } catch (err) {
+      this.deps.logger.warn({ reason: describe(err) }, 'keyring re-read after an unknown key id did not help');
+    }
+  }
+
+  /**
+   * Recounts records per KEK and per state in every shard and repairs the counters. One SCAN of
+   * the keyspace lists the records; each shard is then written under WATCH, and a shard whose
+   * version counter moved since the scan (a write raced it) is counted again, up to 3 passes.
+   */
+  async recount(): Promise<{ shards: number; repaired: number; busy: number[] }> {
+    const { redis, keys } = this.deps;
+    let pending = Array.from({ length: SHARD_COUNT }, (_, i) => i);
+    let repaired = 0;
+    // WATCH belongs to a connection: one of our own, used for one shard at a time.
+    const client = redis.duplicate({ enableOfflineQueue: true });
+    try {
+    for (let pass = 0; pass < 3 && pending.length > 0; pass++) {
+      const seqBefore = await this.seqs(pending);
+      const byShard = await this.scanCredentials(new Set(pending));
+      const retry: number[] = [];
+      for (const shard of pending) {
+        const kekKey = keys.shardKey(shard, 'kek');
+        const statesKey = keys.shardKey(shard, 'states');
+        const seqKey = keys.shardKey(shard, 'seq');
+        await client.watch(kekKey, statesKey, seqKey);
+        if ((await client.get(seqKey)) !== seqBefore.get(shard)) {
+          await client.unwatch();
+          retry.push(shard);
+          continue;
+        }
+        {
+          const members = byShard.get(shard) ?? [];
+          const rows = members.length ? await Promise.all(members.map((key) => client.hmget(key, 'kek', 'state'))) : [];
+          const kek: Record<string, number> = {};
+          const states: Record<string, number> = {};
+          for (const [id, state] of rows) {
+            if (id) kek[id] = (kek[id] ?? 0) + 1;
+            if (state) states[state] = (states[state] ?? 0) + 1;
+          }
+          const multi = client.multi().del(kekKey, statesKey);
+          if (Object.keys(kek).length) multi.hset(kekKey, kek);
+          if (Object.keys(states).length) multi.hset(statesKey, states);
+          if ((await multi.exec()) === null) retry.push(shard);
+          else repaired++;
+        }
+      }
+      pending = retry;
+    }
+    } finally {
+      client.disconnect();
+    }
+    this.deps.audit.record({ action: 'key.recount', caller: 'admin', outcome: pending.length ? 'failed' : 'ok', busy: pending });
+    return { shards: SHARD_COUNT, repaired, busy: pending };
+  }
+
+  private async seqs(shards: number[]): Promise<Map<number, string | null>> {
+    const values = await this.call(() => this.deps.redis.mget(...shards.map((shard) => this.deps.keys.shardKey(shard, 'seq'))));
+    return new Map(shards.map((shard, i) => [shard, values[i] ?? null]));
+  }
+
+  private async scanCredentials(shards: Set<number>): Promise<Map<number, string[]>> {
+    const byShard = new Map<number, string[]>();
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.call(() => this.deps.redis.scan(cursor, 'MATCH', this.deps.keys.credentialPattern(), 'COUNT', 1000));
+      cursor = next;
+      for (const key of batch) {
+        const shard = this.deps.keys.shardOfKey(key);
+        if (shard === null || !shards.has(shard)) continue;
+        const list = byShard.get(shard) ?? [];
+        list.push(key);
+        byShard.set(shard, list);
+      }
+    } while (cursor !== '0');
+    return byShard;
+  }
+
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
