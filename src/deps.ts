@@ -14,6 +14,7 @@ import { LocalKeyWrapper } from './crypto/key-wrapper';
 import type { Keyring } from './crypto/keyring';
 import { KeyringHolder } from './crypto/keyring-holder';
 import { KeyAdmin } from './admin/key-admin';
+import { RewrapJobs } from './admin/rewrap';
 import { readKeyring } from './config/load';
 import { KeyringError } from './crypto/keyring';
 import { createAuditLog, createLogger, type AuditLog } from './observability/logger';
@@ -42,6 +43,7 @@ export interface Deps {
   /** The keyring in force (replaced on reload); get() is undefined when none is loaded. */
   keyring: KeyringHolder;
   keyAdmin: KeyAdmin;
+  rewrap: RewrapJobs;
   credentials: CredentialService;
   events: EventBus;
   refresher: Refresher;
@@ -93,6 +95,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
   await connectRedis(redis);
   const keys = new Keys(options.keyPrefix ?? config.redis.keyPrefix);
   const store = new CredentialStore(redis, keys);
+  const events = new InProcessEventBus(logger);
   const keyAdmin = new KeyAdmin({
     redis,
     keys,
@@ -103,15 +106,27 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     },
     logger,
     audit,
+    events,
     replicaId,
   });
   const envelope = new Envelope(new LocalKeyWrapper(keyring, undefined, () => keyAdmin.rereadForUnknownKey()));
+  const rewrap = new RewrapJobs({
+    redis,
+    keys,
+    holder: keyring,
+    envelope,
+    keyAdmin,
+    events,
+    audit,
+    logger,
+    replicaId,
+    recordsPerSecond: config.rewrap.recordsPerSecond,
+  });
   metrics.observeStore(store);
   const providers = new Map(Object.entries(config.providers));
   const random = options.random ? { random: options.random } : {};
 
   const sealed = new SealedCredentials({ store, envelope, clock, metrics, logger, schedule: config.refresh, ...random });
-  const events = new InProcessEventBus(logger);
   const timeoutMs = providerTimeoutMs(config.refresh.leaseSeconds);
   const refresher = new Refresher({
     store,
@@ -155,6 +170,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     store,
     keyring,
     keyAdmin,
+    rewrap,
     credentials,
     events,
     refresher,
@@ -164,6 +180,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     state: { shuttingDown: false },
     async close() {
       await scheduler.stop();
+      await rewrap.stop();
       await keyAdmin.stop();
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -60,6 +60,7 @@ async function main(): Promise<void> {
   for (const warning of await redisWarnings(deps.redis)) logger.warn(warning);
   await deps.keyAdmin.start();
   deps.scheduler.start();
+  deps.rewrap.watch();
   watchKeyring(deps, loaded);
 
   const server = createServer(buildApp(deps));

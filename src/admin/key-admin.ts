@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { KeyringError, type Keyring } from '../crypto/keyring';
 import type { KeyringHolder } from '../crypto/keyring-holder';
 import { InvalidRequestError, KeyInUseError } from '../errors';
+import type { EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import { SHARD_COUNT, type Keys } from '../store/keys';
 import { toStoreError } from '../store/redis';
@@ -23,6 +24,7 @@ export interface KeyAdminDeps {
   readKeyring: () => Keyring;
   logger: Logger;
   audit: AuditLog;
+  events: EventBus;
   replicaId: string;
   heartbeatMs?: number;
   /** A replica whose heartbeat is older than this is not live. */
@@ -87,6 +89,7 @@ export class KeyAdmin {
         active = this.pending;
         this.deps.logger.info({ from, to: active }, 'activated key: every live replica holds it');
         this.deps.audit.record({ action: 'key.activated', caller: `replica:${replicaId}`, outcome: 'ok', kek: active, previous: from });
+        this.deps.events.emit({ type: 'key.rotated', from, to: active });
       } else {
         this.deps.logger.warn({ key: this.pending, waitingFor: missing }, 'key not activated yet: some live replicas do not hold it');
       }

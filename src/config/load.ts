@@ -250,7 +250,6 @@ const INERT_PATHS = [
   'server.publicPort',
   'connect',
   'webhooks',
-  'rewrap',
 ];
 const INERT_PROVIDER_FIELDS = ['preset', 'inboundWebhook', 'revocationUrl'];
 

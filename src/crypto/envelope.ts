@@ -127,4 +127,19 @@ export class Envelope {
       dek.fill(0);
     }
   }
+
+  /**
+   * Re-wraps the record's data key under `kekId`: only the KEK id and the wrapped DEK change; the
+   * record IV, ciphertext and tag stay byte-identical. Throws CredentialUnreadableError.
+   */
+  async rewrap(blob: Buffer, ctx: RecordContext, kekId: string): Promise<Buffer> {
+    const parts = decodeEnvelope(blob);
+    const dek = await this.wrapper.unwrap(parts.kekId, parts.wrappedDek, dekAad(parts.kekId, ctx));
+    try {
+      const wrappedDek = await this.wrapper.wrap(kekId, dek, dekAad(kekId, ctx));
+      return encodeEnvelope({ ...parts, kekId, wrappedDek });
+    } finally {
+      dek.fill(0);
+    }
+  }
 }

@@ -8,7 +8,9 @@ export type DomainEvent =
   | { type: 'token.refreshed'; user: string; provider: string; version: number; expires_at: string | null }
   | { type: 'token.refresh_failed'; user: string; provider: string; reason: string; failing_since: string; attempts: number }
   | { type: 'token.refresh_recovered'; user: string; provider: string; failing_since: string; attempts: number }
-  | { type: 'token.reauth_required'; user: string; provider: string; reason: string };
+  | { type: 'token.reauth_required'; user: string; provider: string; reason: string }
+  | { type: 'key.rotated'; from: string | null; to: string }
+  | { type: 'rewrap.completed'; job: string; target: string; rewrapped: number; failed: number };
 
 export type EventListener = (event: DomainEvent) => void;
 
@@ -24,7 +26,7 @@ export class InProcessEventBus implements EventBus {
   constructor(private readonly logger: Logger) {}
 
   emit(event: DomainEvent): void {
-    this.logger.info({ event: event.type, user: event.user, provider: event.provider }, 'event');
+    this.logger.info({ event: event.type, ...('user' in event ? { user: event.user, provider: event.provider } : {}) }, 'event');
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { Deps } from '../deps';
-import { listKeys, recountKeys, reloadKeys } from './endpoints/admin/keys';
+import { getRewrap, listKeys, recountKeys, reloadKeys, startRewrap } from './endpoints/admin/keys';
 import { healthz, metrics, readyz } from './endpoints/health/probes';
 import { deleteToken } from './endpoints/tokens/delete-token';
 import { deleteUserTokens } from './endpoints/tokens/delete-user-tokens';
@@ -25,4 +25,6 @@ export function registerRoutes(app: Express, deps: Deps): void {
   app.get('/admin/keys', listKeys(deps));
   app.post('/admin/keys/reload', reloadKeys(deps));
   app.post('/admin/keys/recount', recountKeys(deps));
+  app.post('/admin/rewrap', startRewrap(deps));
+  app.get('/admin/rewrap/:id', getRewrap(deps));
 }

@@ -21,6 +21,8 @@ import { crc32 } from 'node:zlib';
  *
  *   <prefix>{keys}:active                   STRING the KEK id every replica seals with
  *   <prefix>{keys}:replicas                 HASH  replica id -> heartbeat JSON (key ids held, when)
+ *   <prefix>{jobs}:rewrap:current           STRING id of the rewrap job running (one at a time)
+ *   <prefix>{jobs}:rewrap:<id>              HASH  a rewrap job: state, target key, counts, cursor, owner lease
  *
  * Members "<user>:<provider>" split on the last ':' because provider ids contain none.
  */
@@ -75,6 +77,23 @@ export class Keys {
 
   replicas(): string {
     return `${this.prefix}{keys}:replicas`;
+  }
+
+  rewrapCurrent(): string {
+    return `${this.prefix}{jobs}:rewrap:current`;
+  }
+
+  rewrapJob(id: string): string {
+    return `${this.prefix}{jobs}:rewrap:${id}`;
+  }
+
+  /** User and provider of a credential key built here, or null. */
+  parseCredentialKey(key: string): { user: string; provider: string } | null {
+    const at = key.indexOf('}:cred:');
+    if (!key.startsWith(this.prefix) || at < 0) return null;
+    const member = key.slice(at + '}:cred:'.length);
+    const split = member.lastIndexOf(':');
+    return split > 0 ? { user: member.slice(0, split), provider: member.slice(split + 1) } : null;
   }
 
   /** SCAN pattern matching every credential record. */

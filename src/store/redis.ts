@@ -16,6 +16,8 @@ const SCRIPTS = {
   leaseHeld: { file: 'lease-held.lua', keys: 1 },
   releaseLease: { file: 'release-lease.lua', keys: 3 },
   recordFailure: { file: 'record-failure.lua', keys: 4 },
+  rewrapCredential: { file: 'rewrap-credential.lua', keys: 2 },
+  jobLease: { file: 'job-lease.lua', keys: 1 },
 } as const;
 
 /** First element of a script's reply. 0 means "absent" (put, delete) or "held by another" (acquire-lease). */
@@ -38,6 +40,8 @@ declare module 'ioredis' {
     leaseHeld(...args: ScriptArg[]): Result<number, Context>;
     releaseLease(...args: ScriptArg[]): Result<number, Context>;
     recordFailure(...args: ScriptArg[]): Result<[number, number, number, number, number], Context>;
+    rewrapCredential(...args: ScriptArg[]): Result<number, Context>;
+    jobLease(...args: ScriptArg[]): Result<[number, number], Context>;
   }
 }
 

@@ -47,5 +47,5 @@ test('a failure shorter than failedEventAfterSeconds, then a success: token.refr
   expect(recovered.status).toBe(200);
 
   expect(provider.requests.map((r) => r.form.refresh_token)).toEqual(['rt-0', 'rt-0']);
-  expect(events.filter((e) => e.user === 'brief').map((e) => e.type)).toEqual(['token.refreshed']);
+  expect(events.filter((e) => 'user' in e && e.user === 'brief').map((e) => e.type)).toEqual(['token.refreshed']);
 });

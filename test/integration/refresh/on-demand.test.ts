@@ -127,7 +127,7 @@ function ok(body: { access_token: string; refresh_token?: string; expires_in?: n
 }
 
 function eventsFor(user: string): DomainEvent[] {
-  return events.filter((event) => event.user === user);
+  return events.filter((event) => 'user' in event && event.user === user);
 }
 
 async function stored(user: string, provider: string): Promise<Record<string, string>> {

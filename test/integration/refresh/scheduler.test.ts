@@ -100,7 +100,7 @@ function ok(body: { access_token: string; refresh_token?: string; expires_in?: n
   return { status: 200, body: { token_type: 'Bearer', ...body }, ...(delayMs ? { delayMs } : {}) };
 }
 
-const eventTypes = (user: string) => events.filter((e) => e.user === user).map((e) => e.type);
+const eventTypes = (user: string) => events.filter((e) => 'user' in e && e.user === user).map((e) => e.type);
 
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = (await request(server).get('/metrics')).text;
@@ -196,12 +196,12 @@ test('while the provider answers 500 the scheduler backs off (1 s doubling, jitt
     expect({ attempt: i + 2, gap, afterDelay: gap >= delays[i]! - 20 && gap <= delays[i]! + SLACK_MS }).toEqual({ attempt: i + 2, gap, afterDelay: true });
   });
   expect(eventTypes('backoff')).toEqual(['token.refresh_failed']);
-  expect(events.find((e) => e.user === 'backoff')).toMatchObject({ type: 'token.refresh_failed', provider: 'flaky', reason: 'HTTP 500', attempts: 1 });
+  expect(events.find((e) => 'user' in e && e.user === 'backoff')).toMatchObject({ type: 'token.refresh_failed', provider: 'flaky', reason: 'HTTP 500', attempts: 1 });
 
   await waitFor(() => eventTypes('backoff').includes('token.refresh_recovered'), 'recovery', 4000);
   expect(flaky.requests).toHaveLength(5);
   expect(eventTypes('backoff')).toEqual(['token.refresh_failed', 'token.refreshed', 'token.refresh_recovered']);
-  expect(events.filter((e) => e.user === 'backoff').at(-1)).toMatchObject({ attempts: 4 });
+  expect(events.filter((e) => 'user' in e && e.user === 'backoff').at(-1)).toMatchObject({ attempts: 4 });
   expect(await field('backoff', 'flaky', 'failures')).toBeNull();
   expect((await get('backoff', 'flaky')).body.access_token).toBe(fresh);
   await sleep(300);
@@ -323,5 +323,5 @@ test('stale schedule entries cost no provider call: deleted, moved forward by a 
   expect(Number(await dueScore('moved', 'stale'))).toBe(Number(await field('moved', 'stale', 'refresh_at')));
   expect(Number(await dueScore('moved', 'stale'))).toBeGreaterThan(Date.now() + 3_500_000);
   expect(Number(await dueScore('early-entry', 'stale'))).toBe(refreshAt);
-  expect(events.filter((e) => e.provider === 'stale')).toEqual([]);
+  expect(events.filter((e) => 'provider' in e && e.provider === 'stale')).toEqual([]);
 });

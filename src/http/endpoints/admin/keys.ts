@@ -44,3 +44,25 @@ export function recountKeys(deps: Deps) {
     },
   });
 }
+
+/** POST /admin/rewrap — 202 with the job (the one already running, if any). */
+export function startRewrap(deps: Deps) {
+  return endpoint(deps, {
+    scope: 'admin',
+    params: noParams,
+    async handle({ caller, res }) {
+      res.status(202).json({ job: await deps.rewrap.start(caller.name) });
+    },
+  });
+}
+
+/** GET /admin/rewrap/:id — progress: state, total, done, failed, rate (records/s), ETA. */
+export function getRewrap(deps: Deps) {
+  return endpoint(deps, {
+    scope: 'admin',
+    params: z.strictObject({ id: z.uuid('job ids are UUIDs') }),
+    async handle({ params, res }) {
+      res.json({ job: await deps.rewrap.require(params.id) });
+    },
+  });
+}
