@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-const suites = ['redis-bytes.ts', 'refresh.ts'];
+const suites = ['redis-bytes.ts', 'refresh.ts', 'rewrap.ts'];
 let failed = false;
 for (const suite of suites) {
   const run = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, suite)], { stdio: 'inherit' });

@@ -62,7 +62,7 @@ export class RewrapJobs {
 
   constructor(private readonly deps: RewrapDeps) {
     this.owner = `${deps.replicaId}:rewrap`;
-    this.batchSize = deps.batchSize ?? 500;
+    this.batchSize = deps.batchSize ?? 5000;
     this.leaseMs = deps.leaseMs ?? 30_000;
   }
 
