@@ -52,6 +52,9 @@ export interface RewrapDeps {
   watchMs?: number;
 }
 
+/** Clears the current-job pointer only if it still names this job. */
+const CLEAR_CURRENT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
 export class RewrapJobs {
   private running: string | undefined;
   private stopped = false;
@@ -62,7 +65,9 @@ export class RewrapJobs {
 
   constructor(private readonly deps: RewrapDeps) {
     this.owner = `${deps.replicaId}:rewrap`;
-    this.batchSize = deps.batchSize ?? 5000;
+    // Keys examined per SCAN (about a third are records). A throttled job takes smaller batches
+    // so its pace is smooth rather than bursts of a whole batch followed by a long sleep.
+    this.batchSize = deps.batchSize ?? (deps.recordsPerSecond > 0 ? Math.min(5000, Math.max(100, Math.round(deps.recordsPerSecond))) : 5000);
     this.leaseMs = deps.leaseMs ?? 30_000;
   }
 
@@ -87,6 +92,8 @@ export class RewrapJobs {
     if (currentId) {
       const current = await this.get(currentId);
       if (current?.state === 'running') return current;
+      // A pointer left by a job that ended without clearing it: it must not block new jobs.
+      await this.call(() => redis.eval(CLEAR_CURRENT, 1, keys.rewrapCurrent(), currentId));
     }
     const target = await this.call(() => redis.get(keys.activeKek()));
     if (!target || !holder.get()?.has(target)) {
@@ -165,6 +172,7 @@ export class RewrapJobs {
         const [leased] = await redis.jobLease(jobKey, this.owner, this.leaseMs);
         if (leased !== 1) return; // another replica owns it now
         const [cursor, target] = await redis.hmget(jobKey, 'cursor', 'target');
+        if (!target) return; // the job's record is gone
         const started = Date.now();
         const [next, batch] = await redis.scan(cursor ?? '0', 'MATCH', keys.credentialPattern(), 'COUNT', this.batchSize);
         const reads = redis.pipeline();
@@ -179,8 +187,8 @@ export class RewrapJobs {
             const place = keys.parseCredentialKey(key);
             if (!version || !kek || !blob || !place || kek.toString() === target) return;
             try {
-              const rewrapped = await envelope.rewrap(blob, place, target!);
-              writes.rewrapCredential(key, keys.kekCounts(place.user), version.toString(), kek.toString(), target!, rewrapped);
+              const rewrapped = await envelope.rewrap(blob, place, target);
+              writes.rewrapCredential(key, keys.kekCounts(place.user), version.toString(), kek.toString(), target, rewrapped);
               queued++;
             } catch (err) {
               failed++;
@@ -195,9 +203,9 @@ export class RewrapJobs {
         if (finished) update.hset(jobKey, 'state', 'done', 'finished_at', Date.now());
         await update.exec();
         if (finished) {
-          await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, keys.rewrapCurrent(), id);
+          await redis.eval(CLEAR_CURRENT, 1, keys.rewrapCurrent(), id);
           const view = (await this.get(id))!;
-          this.deps.events.emit({ type: 'rewrap.completed', job: id, target: target!, rewrapped: view.done, failed: view.failed });
+          this.deps.events.emit({ type: 'rewrap.completed', job: id, target: target, rewrapped: view.done, failed: view.failed });
           this.deps.audit.record({ action: 'key.rewrap.done', caller: `replica:${this.deps.replicaId}`, outcome: view.failed > 0 ? 'failed' : 'ok', job: id, target, done: view.done, failed: view.failed });
           logger.info({ job: id, target, done: view.done, failed: view.failed }, 'rewrap job completed');
           return;

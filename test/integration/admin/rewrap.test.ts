@@ -31,7 +31,7 @@ beforeAll(async () => {
   client = redis.client();
   dir = mkdtempSync(join(tmpdir(), 'tv-rewrap-'));
   writeKeyring('k1', ['k1']);
-  vault = await startVault({ redis, config: (standard) => ({ ...standard, keyring: { file: join(dir, 'keyring.json') }, rewrap: { recordsPerSecond: 2000 } }) });
+  vault = await startVault({ redis, config: (standard) => ({ ...standard, keyring: { file: join(dir, 'keyring.json') }, rewrap: { recordsPerSecond: 500 } }) });
   const writer = vault.auth(vault.keys.writer);
   for (let i = 0; i < USERS; i += 50) {
     await Promise.all(
@@ -125,4 +125,14 @@ test('rewrap under live traffic: every read succeeds, no write is lost, IV and c
 test('GET /admin/rewrap of an unknown job is 404, a malformed id 400', async () => {
   expect((await request(vault.app).get('/admin/rewrap/00000000-0000-4000-8000-000000000000').set('Authorization', admin())).status).toBe(404);
   expect((await request(vault.app).get('/admin/rewrap/nope').set('Authorization', admin())).status).toBe(400);
+});
+
+test('a current-job pointer left by a finished job does not block the next rewrap', async () => {
+  const finished = (await client.get(keys.rewrapCurrent())) ?? undefined;
+  expect(finished).toBeUndefined();
+  await client.hset(keys.rewrapJob('11111111-1111-4111-8111-111111111111'), { state: 'done', target: 'k2', total: 0, done: 0, started_at: Date.now() });
+  await client.set(keys.rewrapCurrent(), '11111111-1111-4111-8111-111111111111');
+  const started = await request(vault.app).post('/admin/rewrap').set('Authorization', admin());
+  expect(started.status).toBe(202);
+  expect(started.body.job.id).not.toBe('11111111-1111-4111-8111-111111111111');
 });
