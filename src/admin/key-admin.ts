@@ -6,7 +6,7 @@ import { InvalidRequestError, KeyInUseError } from '../errors';
 import type { EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import { SHARD_COUNT, type Keys } from '../store/keys';
-import { toStoreError } from '../store/redis';
+import { withStoreErrors } from '../store/redis';
 
 /**
  * The keyring across replicas (DESIGN §6). Each replica publishes, every heartbeat, the KEK ids
@@ -76,16 +76,16 @@ export class KeyAdmin {
     const keyring = holder.get();
     if (!keyring) return;
     const beat: Heartbeat = { keys: keyring.ids().sort(), wants: keyring.activeId, at: Date.now() };
-    await this.call(() => redis.hset(keys.replicas(), replicaId, JSON.stringify(beat)));
+    await withStoreErrors(() => redis.hset(keys.replicas(), replicaId, JSON.stringify(beat)));
     // The first replica ever to start sets the shared active key.
-    await this.call(() => redis.set(keys.activeKek(), keyring.activeId, 'NX'));
-    let active = await this.call(() => redis.get(keys.activeKek()));
+    await withStoreErrors(() => redis.set(keys.activeKek(), keyring.activeId, 'NX'));
+    let active = await withStoreErrors(() => redis.get(keys.activeKek()));
     if (this.pending !== undefined && this.pending !== active) {
       const live = await this.liveReplicas();
       const missing = [...live].filter(([, heartbeat]) => !heartbeat.keys.includes(this.pending!)).map(([id]) => id);
       if (missing.length === 0) {
         const from = active;
-        await this.call(() => redis.set(keys.activeKek(), this.pending!));
+        await withStoreErrors(() => redis.set(keys.activeKek(), this.pending!));
         active = this.pending;
         this.deps.logger.info({ from, to: active }, 'activated key: every live replica holds it');
         this.deps.audit.record({ action: 'key.activated', caller: `replica:${replicaId}`, outcome: 'ok', kek: active, previous: from });
@@ -101,7 +101,7 @@ export class KeyAdmin {
   /** Live replicas and their heartbeats; stale entries are removed. */
   async liveReplicas(): Promise<Map<string, Heartbeat>> {
     const { redis, keys } = this.deps;
-    const all = await this.call(() => redis.hgetall(keys.replicas()));
+    const all = await withStoreErrors(() => redis.hgetall(keys.replicas()));
     const live = new Map<string, Heartbeat>();
     const stale: string[] = [];
     for (const [id, json] of Object.entries(all)) {
@@ -109,7 +109,7 @@ export class KeyAdmin {
       if (Date.now() - heartbeat.at <= this.liveMs) live.set(id, heartbeat);
       else stale.push(id);
     }
-    if (stale.length > 0) await this.call(() => redis.hdel(keys.replicas(), ...stale));
+    if (stale.length > 0) await withStoreErrors(() => redis.hdel(keys.replicas(), ...stale));
     return live;
   }
 
@@ -117,7 +117,7 @@ export class KeyAdmin {
   async recordsByKek(): Promise<Record<string, number>> {
     const pipeline = this.deps.redis.pipeline();
     for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.hgetall(this.deps.keys.shardKey(shard, 'kek'));
-    const replies = (await this.call(() => pipeline.exec())) ?? [];
+    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
     const counts: Record<string, number> = {};
     for (const [, hash] of replies) {
       for (const [id, n] of Object.entries((hash ?? {}) as Record<string, string>)) counts[id] = (counts[id] ?? 0) + Number(n);
@@ -126,7 +126,7 @@ export class KeyAdmin {
   }
 
   async status(): Promise<KeyStatus> {
-    const [active, records, live] = await Promise.all([this.call(() => this.deps.redis.get(this.deps.keys.activeKek())), this.recordsByKek(), this.liveReplicas()]);
+    const [active, records, live] = await Promise.all([withStoreErrors(() => this.deps.redis.get(this.deps.keys.activeKek())), this.recordsByKek(), this.liveReplicas()]);
     const ids = new Set<string>([...(this.deps.holder.get()?.ids() ?? []), ...Object.keys(records)]);
     for (const heartbeat of live.values()) heartbeat.keys.forEach((id) => ids.add(id));
     return {
@@ -155,7 +155,7 @@ export class KeyAdmin {
       this.deps.audit.record({ action: 'key.reload', caller, outcome: 'refused', reason });
       throw new InvalidRequestError(`keyring reload refused, the old keyring stays in force: ${reason}`);
     }
-    const [records, live, active] = await Promise.all([this.recordsByKek(), this.liveReplicas(), this.call(() => this.deps.redis.get(this.deps.keys.activeKek()))]);
+    const [records, live, active] = await Promise.all([this.recordsByKek(), this.liveReplicas(), withStoreErrors(() => this.deps.redis.get(this.deps.keys.activeKek()))]);
     const needed = Object.entries(records)
       .filter(([id, n]) => n > 0 && !next.has(id))
       .map(([id, n]) => ({ path: id, message: `${n} records are sealed under it` }));
@@ -240,7 +240,7 @@ export class KeyAdmin {
   }
 
   private async seqs(shards: number[]): Promise<Map<number, string | null>> {
-    const values = await this.call(() => this.deps.redis.mget(...shards.map((shard) => this.deps.keys.shardKey(shard, 'seq'))));
+    const values = await withStoreErrors(() => this.deps.redis.mget(...shards.map((shard) => this.deps.keys.shardKey(shard, 'seq'))));
     return new Map(shards.map((shard, i) => [shard, values[i] ?? null]));
   }
 
@@ -248,7 +248,7 @@ export class KeyAdmin {
     const byShard = new Map<number, string[]>();
     let cursor = '0';
     do {
-      const [next, batch] = await this.call(() => this.deps.redis.scan(cursor, 'MATCH', this.deps.keys.credentialPattern(), 'COUNT', 1000));
+      const [next, batch] = await withStoreErrors(() => this.deps.redis.scan(cursor, 'MATCH', this.deps.keys.credentialPattern(), 'COUNT', 1000));
       cursor = next;
       for (const key of batch) {
         const shard = this.deps.keys.shardOfKey(key);
@@ -261,13 +261,6 @@ export class KeyAdmin {
     return byShard;
   }
 
-  private async call<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (err) {
-      throw toStoreError(err);
-    }
-  }
 }
 
 function describe(err: unknown): string {

@@ -7,7 +7,7 @@ import { InvalidRequestError, NotFoundError } from '../errors';
 import type { EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import type { Keys } from '../store/keys';
-import { toStoreError } from '../store/redis';
+import { withStoreErrors } from '../store/redis';
 import type { KeyAdmin } from './key-admin';
 
 /**
@@ -88,14 +88,14 @@ export class RewrapJobs {
   /** POST /admin/rewrap: starts a job, or answers the one already running. */
   async start(caller: string): Promise<RewrapJobView> {
     const { redis, keys, holder } = this.deps;
-    const currentId = await this.call(() => redis.get(keys.rewrapCurrent()));
+    const currentId = await withStoreErrors(() => redis.get(keys.rewrapCurrent()));
     if (currentId) {
       const current = await this.get(currentId);
       if (current?.state === 'running') return current;
       // A pointer left by a job that ended without clearing it: it must not block new jobs.
-      await this.call(() => redis.eval(CLEAR_CURRENT, 1, keys.rewrapCurrent(), currentId));
+      await withStoreErrors(() => redis.eval(CLEAR_CURRENT, 1, keys.rewrapCurrent(), currentId));
     }
-    const target = await this.call(() => redis.get(keys.activeKek()));
+    const target = await withStoreErrors(() => redis.get(keys.activeKek()));
     if (!target || !holder.get()?.has(target)) {
       throw new InvalidRequestError('this replica does not hold the active key yet; reload its keyring first');
     }
@@ -103,13 +103,13 @@ export class RewrapJobs {
     const total = Object.entries(counts).reduce((sum, [id, n]) => (id === target ? sum : sum + n), 0);
     const id = randomUUID();
     const now = Date.now();
-    await this.call(() =>
+    await withStoreErrors(() =>
       redis.hset(keys.rewrapJob(id), { state: 'running', target, total, done: 0, failed: 0, skipped: 0, cursor: '0', started_at: now, updated_at: now, owner: '', lease_until: 0 }),
     );
-    if ((await this.call(() => redis.set(keys.rewrapCurrent(), id, 'NX'))) === null) {
+    if ((await withStoreErrors(() => redis.set(keys.rewrapCurrent(), id, 'NX'))) === null) {
       // Another replica started one at the same moment: answer that one.
       await redis.del(keys.rewrapJob(id));
-      const winner = await this.call(() => redis.get(keys.rewrapCurrent()));
+      const winner = await withStoreErrors(() => redis.get(keys.rewrapCurrent()));
       const job = winner ? await this.get(winner) : null;
       if (job) return job;
       throw new InvalidRequestError('a rewrap job was starting concurrently; try again');
@@ -120,7 +120,7 @@ export class RewrapJobs {
   }
 
   async get(id: string): Promise<RewrapJobView | null> {
-    const job = await this.call(() => this.deps.redis.hgetall(this.deps.keys.rewrapJob(id)));
+    const job = await withStoreErrors(() => this.deps.redis.hgetall(this.deps.keys.rewrapJob(id)));
     if (!job.state) return null;
     const number = (name: string) => Number(job[name] ?? 0);
     const started = number('started_at');
@@ -224,11 +224,4 @@ export class RewrapJobs {
     }
   }
 
-  private async call<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (err) {
-      throw toStoreError(err);
-    }
-  }
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { PreconditionFailedError } from '../errors';
 import { dueMember, SHARD_COUNT, type Keys } from './keys';
-import { LuaStatus, toStoreError } from './redis';
+import { LuaStatus, toStoreError, withStoreErrors } from './redis';
 
 /**
  * The credential record, a Redis HASH at keys.credential(user, provider):
@@ -110,7 +110,7 @@ export class CredentialStore {
     if (write.expiresAt !== null) fields.push('expires_at', String(write.expiresAt));
     if (write.scope !== null) fields.push('scope', write.scope);
     if (write.accountId !== null) fields.push('account_id', write.accountId);
-    const [status, value, createdAt] = await this.call(() =>
+    const [status, value, createdAt] = await withStoreErrors(() =>
       this.redis.putCredential(
         this.keys.credential(user, provider),
         this.keys.userIndex(user),
@@ -134,7 +134,7 @@ export class CredentialStore {
   }
 
   async get(user: string, provider: string): Promise<StoredCredential | null> {
-    const hash = await this.call(() => this.redis.hgetallBuffer(this.keys.credential(user, provider)));
+    const hash = await withStoreErrors(() => this.redis.hgetallBuffer(this.keys.credential(user, provider)));
     if (!hash.blob || !hash.version) return null;
     const text = (name: string) => hash[name]?.toString('utf8') ?? null;
     return { ...parseMeta(user, provider, META_FIELDS.map(text)), blob: hash.blob };
@@ -142,14 +142,14 @@ export class CredentialStore {
 
   /** Clear metadata of every credential of a user; no decryption. */
   async list(user: string): Promise<CredentialMeta[]> {
-    const providers = (await this.call(() => this.redis.smembers(this.keys.userIndex(user)))).sort();
-    const rows = await this.call(() => Promise.all(providers.map((p) => this.redis.hmget(this.keys.credential(user, p), ...META_FIELDS))));
+    const providers = (await withStoreErrors(() => this.redis.smembers(this.keys.userIndex(user)))).sort();
+    const rows = await withStoreErrors(() => Promise.all(providers.map((p) => this.redis.hmget(this.keys.credential(user, p), ...META_FIELDS))));
     return rows.flatMap((row, i) => (row[0] === null ? [] : [parseMeta(user, providers[i] as string, row)]));
   }
 
   /** Returns the deleted version, or null when there was nothing to delete. */
   async delete(user: string, provider: string, expected: ExpectedVersion = ANY_VERSION): Promise<number | null> {
-    const [status, value] = await this.call(() =>
+    const [status, value] = await withStoreErrors(() =>
       this.redis.deleteCredential(
         this.keys.credential(user, provider),
         this.keys.userIndex(user),
@@ -168,7 +168,7 @@ export class CredentialStore {
 
   /** Leases up to `limit` due refreshes of one shard for `owner` (scheduler). */
   async claimDue(shard: number, limit: number, leaseMs: number, owner: string): Promise<{ now: number; members: string[] }> {
-    const [now, ...members] = await this.call(() =>
+    const [now, ...members] = await withStoreErrors(() =>
       this.redis.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), limit, leaseMs, owner),
     );
     return { now: Number(now), members };
@@ -178,7 +178,7 @@ export class CredentialStore {
   async claimDueMany(shards: number[], limit: number, leaseMs: number, owner: string): Promise<{ now: number; members: string[] }[]> {
     const pipeline = this.redis.pipeline();
     for (const shard of shards) pipeline.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), limit, leaseMs, owner);
-    const replies = (await this.call(() => pipeline.exec())) ?? [];
+    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
     return replies.map(([err, reply]) => {
       if (err) throw toStoreError(err);
       const [now, ...members] = reply as [number, ...string[]];
@@ -188,7 +188,7 @@ export class CredentialStore {
 
   /** Takes the refresh lease of one credential (on-demand and forced refreshes). */
   async acquireLease(user: string, provider: string, leaseMs: number, owner: string, probeGapMs: number): Promise<LeaseResult> {
-    const [status, value] = await this.call(() =>
+    const [status, value] = await withStoreErrors(() =>
       this.redis.acquireLease(
         this.keys.credential(user, provider),
         this.keys.due(user),
@@ -206,12 +206,12 @@ export class CredentialStore {
   }
 
   async leaseHeld(user: string, provider: string, owner: string): Promise<boolean> {
-    return (await this.call(() => this.redis.leaseHeld(this.keys.leases(user), dueMember(user, provider), owner))) === 1;
+    return (await withStoreErrors(() => this.redis.leaseHeld(this.keys.leases(user), dueMember(user, provider), owner))) === 1;
   }
 
   /** Gives the lease back without a write; the schedule returns to the record's refresh_at. */
   async releaseLease(user: string, provider: string, owner: string): Promise<boolean> {
-    const released = await this.call(() =>
+    const released = await withStoreErrors(() =>
       this.redis.releaseLease(this.keys.credential(user, provider), this.keys.due(user), this.keys.leases(user), dueMember(user, provider), owner),
     );
     return released === 1;
@@ -227,7 +227,7 @@ export class CredentialStore {
     delayMs: number,
     reason: string,
   ): Promise<FailureResult> {
-    const [status, failures, failingSince, now, previous] = await this.call(() =>
+    const [status, failures, failingSince, now, previous] = await withStoreErrors(() =>
       this.redis.recordFailure(
         this.keys.credential(user, provider),
         this.keys.due(user),
@@ -246,14 +246,14 @@ export class CredentialStore {
 
   /** Overdue refreshes and the oldest one's due time, summed over every shard (metrics). */
   async dueBacklog(): Promise<{ overdue: number; oldestDueAt: number | null; now: number }> {
-    const [seconds, micros] = await this.call(() => this.redis.time());
+    const [seconds, micros] = await withStoreErrors(() => this.redis.time());
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const pipeline = this.redis.pipeline();
     for (let shard = 0; shard < SHARD_COUNT; shard++) {
       pipeline.zcount(this.keys.shardKey(shard, 'due'), '-inf', now);
       pipeline.zrange(this.keys.shardKey(shard, 'due'), '0', '0', 'WITHSCORES');
     }
-    const replies = (await this.call(() => pipeline.exec())) ?? [];
+    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
     let overdue = 0;
     let oldestDueAt: number | null = null;
     for (let i = 0; i < replies.length; i += 2) {
@@ -269,7 +269,7 @@ export class CredentialStore {
   async stateCounts(): Promise<Record<string, number>> {
     const pipeline = this.redis.pipeline();
     for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.hgetall(this.keys.shardKey(shard, 'states'));
-    const replies = (await this.call(() => pipeline.exec())) ?? [];
+    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
     const counts: Record<string, number> = {};
     for (const [, hash] of replies) {
       for (const [state, count] of Object.entries((hash ?? {}) as Record<string, string>)) counts[state] = (counts[state] ?? 0) + Number(count);
@@ -279,16 +279,9 @@ export class CredentialStore {
 
   /** Round trip to Redis, for /readyz. */
   async ping(): Promise<void> {
-    await this.call(() => this.redis.ping());
+    await withStoreErrors(() => this.redis.ping());
   }
 
-  private async call<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (err) {
-      throw toStoreError(err);
-    }
-  }
 }
 
 function encodeExpected(expected: ExpectedVersion): string {

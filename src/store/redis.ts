@@ -101,3 +101,12 @@ export function toStoreError(err: unknown): Error {
   if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) return err as Error;
   return new UnavailableError('the credential store is unavailable; retry shortly', 1, err);
 }
+
+/** Runs a Redis operation, turning its failures into what the caller should see (toStoreError). */
+export async function withStoreErrors<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    throw toStoreError(err);
+  }
+}
