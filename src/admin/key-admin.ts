@@ -49,6 +49,8 @@ export class KeyAdmin {
   private timer: NodeJS.Timeout | undefined;
   /** The key this replica asked to activate and Redis does not show yet. */
   private pending: string | undefined;
+  /** The request came from an operator's reload (which may bring back a replaced key), not a start. */
+  private pendingExplicit = false;
   private lastReread = 0;
   private readonly heartbeatMs: number;
   private readonly liveMs: number;
@@ -60,6 +62,7 @@ export class KeyAdmin {
 
   async start(): Promise<void> {
     this.pending = this.deps.holder.get()?.activeId;
+    this.pendingExplicit = false;
     await this.heartbeat();
     this.timer = setInterval(() => void this.heartbeat().catch((err: unknown) => this.deps.logger.warn({ err: describe(err) }, 'key heartbeat failed')), this.heartbeatMs);
     this.timer.unref();
@@ -80,12 +83,21 @@ export class KeyAdmin {
     // The first replica ever to start sets the shared active key.
     await withStoreErrors(() => redis.set(keys.activeKek(), keyring.activeId, 'NX'));
     let active = await withStoreErrors(() => redis.get(keys.activeKek()));
+    if (this.pending !== undefined && this.pending !== active && !this.pendingExplicit) {
+      // A replica starting with a stale keyring must not undo a rotation: a key that was active
+      // and has been replaced comes back only through an explicit reload.
+      if ((await withStoreErrors(() => redis.sismember(keys.replacedKeks(), this.pending!))) === 1) {
+        this.deps.logger.warn({ key: this.pending, active }, 'not re-activating a key that was replaced; reload the keyring to bring it back deliberately');
+        this.pending = undefined;
+      }
+    }
     if (this.pending !== undefined && this.pending !== active) {
       const live = await this.liveReplicas();
       const missing = [...live].filter(([, heartbeat]) => !heartbeat.keys.includes(this.pending!)).map(([id]) => id);
       if (missing.length === 0) {
         const from = active;
         await withStoreErrors(() => redis.set(keys.activeKek(), this.pending!));
+        if (from !== null) await withStoreErrors(() => redis.sadd(keys.replacedKeks(), from));
         active = this.pending;
         this.deps.logger.info({ from, to: active }, 'activated key: every live replica holds it');
         this.deps.audit.record({ action: 'key.activated', caller: `replica:${replicaId}`, outcome: 'ok', kek: active, previous: from });
@@ -95,6 +107,7 @@ export class KeyAdmin {
       }
     }
     if (this.pending === active) this.pending = undefined;
+    if (this.pending === undefined) this.pendingExplicit = false;
     holder.setSharedActive(active ?? undefined);
   }
 
@@ -169,6 +182,7 @@ export class KeyAdmin {
     }
     this.deps.holder.replace(next);
     this.pending = next.activeId;
+    this.pendingExplicit = true;
     await this.heartbeat();
     this.deps.audit.record({ action: 'key.reload', caller, outcome: 'ok', keys: next.ids(), wants: next.activeId });
     return this.status();

@@ -21,6 +21,7 @@ import { crc32 } from 'node:zlib';
  *
  *   <prefix>{keys}:active                   STRING the KEK id every replica seals with
  *   <prefix>{keys}:replicas                 HASH  replica id -> heartbeat JSON (key ids held, when)
+ *   <prefix>{keys}:replaced                 SET   KEK ids that were active and have been replaced
  *   <prefix>{jobs}:rewrap:current           STRING id of the rewrap job running (one at a time)
  *   <prefix>{jobs}:rewrap:<id>              HASH  a rewrap job: state, target key, counts, cursor, owner lease
  *
@@ -73,6 +74,10 @@ export class Keys {
 
   activeKek(): string {
     return `${this.prefix}{keys}:active`;
+  }
+
+  replacedKeks(): string {
+    return `${this.prefix}{keys}:replaced`;
   }
 
   replicas(): string {

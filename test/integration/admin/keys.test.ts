@@ -120,3 +120,20 @@ test('recount repairs per-key and per-state counters that drifted', async () => 
   ]);
   expect(await a.deps.store.stateCounts()).toEqual({ active: 5 });
 });
+
+test('a replica starting with a stale keyring does not move the active key back; only an explicit reload does', async () => {
+  writeKeyring(join(dir, 'c.json'), 'k1', ['k1', 'k2']); // holds both, but still names k1 active
+  const c = await startVault({ redis, keys: a.keys, keyringJson: a.keyringJson, config: (standard) => ({ ...standard, keyring: { file: join(dir, 'c.json') } }) });
+  try {
+    await c.deps.keyAdmin.heartbeat();
+    expect(await client.get(keys.activeKek())).toBe('k2');
+    expect((await request(c.app).put('/tokens/keys-6/github').set('Authorization', c.auth(c.keys.writer)).send({ type: 'oauth2', access_token: 'at-keys-6' })).status).toBe(201);
+    expect(await kekOf('keys-6')).toBe('k2');
+
+    const reload = await request(c.app).post('/admin/keys/reload').set('Authorization', admin(c));
+    expect(reload.status).toBe(200);
+    expect(reload.body.active).toBe('k1');
+  } finally {
+    await c.close();
+  }
+});
