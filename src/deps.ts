@@ -6,8 +6,9 @@ import { CallerRegistry } from './auth/callers';
 import { FailureLimiter } from './auth/failure-limiter';
 import { systemClock, type Clock } from './clock';
 import type { LoadedConfig } from './config/load';
-import type { ProviderConfig } from './config/schema';
+import type { ProviderConfig, SubscriberConfig } from './config/schema';
 import { CredentialService } from './credentials/credential-service';
+import { Revoker } from './credentials/revoker';
 import { SealedCredentials } from './credentials/sealed-credentials';
 import { Envelope } from './crypto/envelope';
 import { LocalKeyWrapper } from './crypto/key-wrapper';
@@ -24,8 +25,14 @@ import { OAuth2Client } from './providers/oauth2-client';
 import { Refresher } from './refresh/refresher';
 import { Scheduler } from './refresh/scheduler';
 import { CredentialStore } from './store/credential-store';
+import { DeliveryStore } from './store/delivery-store';
 import { Keys } from './store/keys';
 import { connectRedis, createRedis } from './store/redis';
+import { createVerifier, type InboundVerifier } from './webhooks/inbound/verifier';
+import { WebhookDispatcher } from './webhooks/outbound/dispatcher';
+import { OutboxRelay } from './webhooks/outbound/outbox-relay';
+import { webhookSecretBytes } from './webhooks/outbound/signer';
+import { eventMatches, type Subscriber } from './webhooks/outbound/subscribers';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -48,6 +55,14 @@ export interface Deps {
   events: EventBus;
   refresher: Refresher;
   scheduler: Scheduler;
+  revoker: Revoker;
+  deliveries: DeliveryStore;
+  /** Moves events from the outboxes into webhook deliveries. */
+  relay: OutboxRelay;
+  /** Sends webhook deliveries. */
+  dispatcher: WebhookDispatcher;
+  /** Verifiers of inbound revocation webhooks, by provider id (only providers with inboundWebhook). */
+  inbound: ReadonlyMap<string, InboundVerifier>;
   callers: CallerRegistry;
   authFailures: FailureLimiter;
   /** Set when shutdown begins: readiness fails and responses ask clients to close. */
@@ -72,6 +87,8 @@ export interface DepsOptions {
   fetch?: typeof fetch;
   /** Scheduler poll interval (default 1000 ms). */
   pollMs?: number;
+  /** How often every outbox is swept for events a crashed replica left (default 5000 ms). */
+  outboxSweepMs?: number;
   /** How long an on-demand caller waits for another replica's refresh (default: the provider timeout + 2 s). */
   waitForOtherMs?: number;
 }
@@ -79,6 +96,15 @@ export interface DepsOptions {
 /** Provider calls end well inside the refresh lease: a third of it, at most 10 s. */
 export function providerTimeoutMs(leaseSeconds: number): number {
   return Math.min(10_000, Math.floor((leaseSeconds * 1000) / 3));
+}
+
+function toSubscriber(config: SubscriberConfig): Subscriber {
+  return {
+    name: config.name,
+    url: config.url,
+    keys: config.secrets.map((secret) => webhookSecretBytes(secret.reveal())),
+    accepts: (type) => config.events.some((filter) => eventMatches(filter, type)),
+  };
 }
 
 /** The one place where objects are constructed and wired. Connects to Redis before returning. */
@@ -128,10 +154,13 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
 
   const sealed = new SealedCredentials({ store, envelope, clock, metrics, logger, schedule: config.refresh, ...random });
   const timeoutMs = providerTimeoutMs(config.refresh.leaseSeconds);
+  const client = new OAuth2Client({ timeoutMs, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  const revoker = new Revoker({ store, sealed, client, providers, metrics, logger, audit, replicaId, leaseMs: config.refresh.leaseSeconds * 1000 });
   const refresher = new Refresher({
     store,
     sealed,
-    client: new OAuth2Client({ timeoutMs, ...(options.fetch ? { fetch: options.fetch } : {}) }),
+    client,
+    orphans: (user, provider, credential) => revoker.revokeOrphans(user, provider, credential),
     events,
     metrics,
     logger,
@@ -151,11 +180,45 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
   const scheduler = new Scheduler({
     store,
     refresher,
+    revoker,
     providers,
     logger,
     settings: { workers: config.refresh.workers, leaseSeconds: config.refresh.leaseSeconds, pollMs: options.pollMs ?? 1000 },
   });
-  const credentials = new CredentialService({ store, sealed, refresher, clock, audit, metrics });
+  const credentials = new CredentialService({ store, sealed, refresher, revoker, events, clock, audit, metrics, logger });
+
+  const deliveries = new DeliveryStore(redis, keys);
+  const subscribers = config.webhooks.subscribers.map(toSubscriber);
+  const dispatcher = new WebhookDispatcher({
+    deliveries,
+    subscribers,
+    clock,
+    logger,
+    audit,
+    metrics,
+    replicaId,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    settings: {
+      retrySchedule: config.webhooks.retrySchedule,
+      timeoutMs: config.webhooks.timeoutSeconds * 1000,
+      concurrency: 16,
+      pollMs: options.pollMs ?? 1000,
+    },
+  });
+  const relay = new OutboxRelay({ redis, keys, deliveries, subscribers, logger, onDeliveries: () => dispatcher.kick(), sweepMs: options.outboxSweepMs ?? 5000 });
+  // The replica that made a change moves its event at once; the sweep is for crashed replicas.
+  events.subscribe((event) => {
+    if (event.type === 'token.refreshed') return;
+    relay.kick('user' in event ? keys.outbox(event.user) : keys.globalOutbox(event.type === 'key.rotated' ? 'keys' : 'jobs'));
+  });
+  metrics.observeWebhooks({ deliveryCounts: () => deliveries.counts(), revocationBacklog: () => store.revocationBacklog() });
+  const inbound = new Map(
+    Object.entries(config.providers).flatMap(([id, provider]) =>
+      provider.inboundWebhook
+        ? [[id, createVerifier({ type: provider.inboundWebhook.verifier, secrets: provider.inboundWebhook.secrets.map((s) => s.reveal()), toleranceSeconds: provider.inboundWebhook.toleranceSeconds })] as const]
+        : [],
+    ),
+  );
 
   return {
     loaded,
@@ -175,11 +238,18 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     events,
     refresher,
     scheduler,
+    revoker,
+    deliveries,
+    relay,
+    dispatcher,
+    inbound,
     callers: new CallerRegistry(config.callers),
     authFailures: new FailureLimiter({ maxFailures: 20, windowMs: 60_000, now: () => clock.now() }),
     state: { shuttingDown: false },
     async close() {
       await scheduler.stop();
+      await relay.stop();
+      await dispatcher.stop();
       await rewrap.stop();
       await keyAdmin.stop();
       await redis.quit().catch(() => redis.disconnect());

@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import { KeyringError, type Keyring } from '../crypto/keyring';
 import type { KeyringHolder } from '../crypto/keyring-holder';
 import { InvalidRequestError, KeyInUseError } from '../errors';
-import type { EventBus } from '../events/event-bus';
+import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import { SHARD_COUNT, type Keys } from '../store/keys';
 import { withStoreErrors } from '../store/redis';
+import { encodeOutboxEntry } from '../webhooks/outbound/outbox';
 
 /**
  * The keyring across replicas (DESIGN §6). Each replica publishes, every heartbeat, the KEK ids
@@ -96,12 +97,15 @@ export class KeyAdmin {
       const missing = [...live].filter(([, heartbeat]) => !heartbeat.keys.includes(this.pending!)).map(([id]) => id);
       if (missing.length === 0) {
         const from = active;
-        await withStoreErrors(() => redis.set(keys.activeKek(), this.pending!));
-        if (from !== null) await withStoreErrors(() => redis.sadd(keys.replacedKeks(), from));
-        active = this.pending;
-        this.deps.logger.info({ from, to: active }, 'activated key: every live replica holds it');
-        this.deps.audit.record({ action: 'key.activated', caller: `replica:${replicaId}`, outcome: 'ok', kek: active, previous: from });
-        this.deps.events.emit({ type: 'key.rotated', from, to: active });
+        const to = this.pending;
+        const event = { id: newEventId(), type: 'key.rotated' as const, at: Date.now(), data: { from, to } };
+        const activated = await withStoreErrors(() => redis.activateKey(keys.activeKek(), keys.replacedKeks(), keys.globalOutbox('keys'), from ?? '', to, encodeOutboxEntry(event)));
+        active = await withStoreErrors(() => redis.get(keys.activeKek()));
+        if (activated === 1) {
+          this.deps.logger.info({ from, to }, 'activated key: every live replica holds it');
+          this.deps.audit.record({ action: 'key.activated', caller: `replica:${replicaId}`, outcome: 'ok', kek: to, previous: from });
+          this.deps.events.emit({ type: 'key.rotated', id: event.id, from, to });
+        }
       } else {
         this.deps.logger.warn({ key: this.pending, waitingFor: missing }, 'key not activated yet: some live replicas do not hold it');
       }
@@ -233,10 +237,11 @@ export class KeyAdmin {
           const rows = members.length ? await Promise.all(members.map((key) => client.hmget(key, 'kek', 'state'))) : [];
           const kek: Record<string, number> = {};
           const states: Record<string, number> = {};
-          for (const [id, state] of rows) {
+          rows.forEach(([id, state], i) => {
             if (id) kek[id] = (kek[id] ?? 0) + 1;
-            if (state) states[state] = (states[state] ?? 0) + 1;
-          }
+            // Deleted records waiting for upstream revocation still hold their KEK, but are no credential.
+            if (state && keys.parseCredentialKey(members[i]!)) states[state] = (states[state] ?? 0) + 1;
+          });
           const multi = client.multi().del(kekKey, statesKey);
           if (Object.keys(kek).length) multi.hset(kekKey, kek);
           if (Object.keys(states).length) multi.hset(statesKey, states);
@@ -258,13 +263,15 @@ export class KeyAdmin {
     return new Map(shards.map((shard, i) => [shard, values[i] ?? null]));
   }
 
+  /** Every record holding a sealed blob (credentials and pending revocations), by shard. */
   private async scanCredentials(shards: Set<number>): Promise<Map<number, string[]>> {
     const byShard = new Map<number, string[]>();
     let cursor = '0';
     do {
-      const [next, batch] = await withStoreErrors(() => this.deps.redis.scan(cursor, 'MATCH', this.deps.keys.credentialPattern(), 'COUNT', 1000));
+      const [next, batch] = await withStoreErrors(() => this.deps.redis.scan(cursor, 'MATCH', this.deps.keys.sealedPattern(), 'COUNT', 1000, 'TYPE', 'hash'));
       cursor = next;
       for (const key of batch) {
+        if (!this.deps.keys.parseSealedKey(key)) continue;
         const shard = this.deps.keys.shardOfKey(key);
         if (shard === null || !shards.has(shard)) continue;
         const list = byShard.get(shard) ?? [];

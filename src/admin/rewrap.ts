@@ -4,10 +4,11 @@ import type { Logger } from 'pino';
 import type { Envelope } from '../crypto/envelope';
 import type { KeyringHolder } from '../crypto/keyring-holder';
 import { InvalidRequestError, NotFoundError } from '../errors';
-import type { EventBus } from '../events/event-bus';
+import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import type { Keys } from '../store/keys';
 import { withStoreErrors } from '../store/redis';
+import { encodeOutboxEntry } from '../webhooks/outbound/outbox';
 import type { KeyAdmin } from './key-admin';
 
 /**
@@ -174,7 +175,9 @@ export class RewrapJobs {
         const [cursor, target] = await redis.hmget(jobKey, 'cursor', 'target');
         if (!target) return; // the job's record is gone
         const started = Date.now();
-        const [next, batch] = await redis.scan(cursor ?? '0', 'MATCH', keys.credentialPattern(), 'COUNT', this.batchSize);
+        // Credentials and deleted ones still waiting for upstream revocation: both hold sealed tokens.
+        const [next, found] = await redis.scan(cursor ?? '0', 'MATCH', keys.sealedPattern(), 'COUNT', this.batchSize, 'TYPE', 'hash');
+        const batch = found.filter((key) => keys.parseSealedKey(key) !== null);
         const reads = redis.pipeline();
         for (const key of batch) reads.hmgetBuffer(key, 'version', 'kek', 'blob');
         const rows = ((await reads.exec()) ?? []).map(([, row]) => row as (Buffer | null)[]);
@@ -184,7 +187,7 @@ export class RewrapJobs {
         await Promise.all(
           batch.map(async (key, i) => {
             const [version, kek, blob] = rows[i] ?? [];
-            const place = keys.parseCredentialKey(key);
+            const place = keys.parseSealedKey(key);
             if (!version || !kek || !blob || !place || kek.toString() === target) return;
             try {
               const rewrapped = await envelope.rewrap(blob, place, target);
@@ -200,12 +203,19 @@ export class RewrapJobs {
         const done = results.filter(([, ok]) => ok === 1).length;
         const finished = next === '0';
         const update = redis.multi().hincrby(jobKey, 'done', done).hincrby(jobKey, 'failed', failed).hincrby(jobKey, 'skipped', queued - done).hset(jobKey, 'cursor', next, 'updated_at', Date.now());
-        if (finished) update.hset(jobKey, 'state', 'done', 'finished_at', Date.now());
         await update.exec();
         if (finished) {
-          await redis.eval(CLEAR_CURRENT, 1, keys.rewrapCurrent(), id);
-          const view = (await this.get(id))!;
-          this.deps.events.emit({ type: 'rewrap.completed', job: id, target: target, rewrapped: view.done, failed: view.failed });
+          const counts = (await this.get(id))!;
+          // The job's end, the pointer's removal and its event in one step ({jobs} is one hash slot).
+          const event = { id: newEventId(), type: 'rewrap.completed' as const, at: Date.now(), data: { job: id, target, rewrapped: counts.done, failed: counts.failed } };
+          await redis
+            .multi()
+            .hset(jobKey, 'state', 'done', 'finished_at', event.at)
+            .eval(CLEAR_CURRENT, 1, keys.rewrapCurrent(), id)
+            .rpush(keys.globalOutbox('jobs'), encodeOutboxEntry(event))
+            .exec();
+          const view = counts;
+          this.deps.events.emit({ type: 'rewrap.completed', id: event.id, job: id, target: target, rewrapped: view.done, failed: view.failed });
           this.deps.audit.record({ action: 'key.rewrap.done', caller: `replica:${this.deps.replicaId}`, outcome: view.failed > 0 ? 'failed' : 'ok', job: id, target, done: view.done, failed: view.failed });
           logger.info({ job: id, target, done: view.done, failed: view.failed }, 'rewrap job completed');
           return;

@@ -249,9 +249,8 @@ const INERT_PATHS = [
   'server.publicUrl',
   'server.publicPort',
   'connect',
-  'webhooks',
 ];
-const INERT_PROVIDER_FIELDS = ['preset', 'inboundWebhook', 'revocationUrl'];
+const INERT_PROVIDER_FIELDS = ['preset'];
 
 function inertSettings(raw: Record<string, unknown>): string[] {
   const at = (path: string): unknown =>

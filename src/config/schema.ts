@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { WEBHOOK_EVENT_TYPES } from '../events/event-bus';
 import { Secret } from '../secret';
+import { matchesAnyEvent, STANDARD_RETRY_SCHEDULE } from '../webhooks/outbound/subscribers';
+import { webhookSecretBytes } from '../webhooks/outbound/signer';
 
 /**
  * The configuration file of DESIGN §3. Secret fields take an inline string, `{ env: NAME }` or
@@ -106,10 +109,19 @@ export function buildConfigSchema(source: SecretSource) {
   );
   const seconds = z.number().int().min(0);
 
-  const inboundWebhook = z.strictObject({
-    secret,
-    toleranceSeconds: seconds.default(300),
-  });
+  // One `secret` or a list of `secrets` (a webhook secret being rotated at the provider).
+  const inboundWebhook = z
+    .strictObject({
+      verifier: z.enum(['generic', 'github', 'slack']).default('generic'),
+      secret: secret.optional(),
+      secrets: z.array(secret).min(1).optional(),
+      toleranceSeconds: z.number().int().min(1).max(3600).default(300),
+    })
+    .refine((w) => (w.secret === undefined) !== (w.secrets === undefined), {
+      message: 'give exactly one of secret or secrets',
+      path: ['secrets'],
+    })
+    .transform(({ secret, secrets, ...rest }) => ({ ...rest, secrets: secrets ?? (secret ? [secret] : []) }));
 
   const providerBase = {
     preset: z.string().optional(),
@@ -171,17 +183,34 @@ export function buildConfigSchema(source: SecretSource) {
     })
     .transform(({ key, keys, ...rest }) => ({ ...rest, keys: keys ?? (key ? [key] : []) }));
 
+  // A Standard Webhooks secret: "whsec_" and the base64 of 24 to 64 random bytes.
+  const webhookSecret = secret.transform((value, ctx) => {
+    try {
+      webhookSecretBytes(value.reveal());
+    } catch (err) {
+      ctx.issues.push({ code: 'custom', message: (err as Error).message, input: undefined });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+  const eventFilter = z.string().refine((filter) => matchesAnyEvent(filter), {
+    message: `must be "*", an event type (${WEBHOOK_EVENT_TYPES.join(', ')}) or a prefix such as "token.*"`,
+  });
+
   const subscriber = z
     .strictObject({
+      name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'subscriber names match ^[A-Za-z0-9._-]{1,64}$').optional(),
       url,
-      secret: secret.optional(),
-      secrets: z.array(secret).min(1).optional(),
-      events: z.array(z.string().min(1)).min(1),
+      secret: webhookSecret.optional(),
+      secrets: z.array(webhookSecret).min(1).optional(),
+      events: z.array(eventFilter).min(1),
     })
     .refine((s) => (s.secret === undefined) !== (s.secrets === undefined), {
       message: 'give exactly one of secret or secrets',
       path: ['secrets'],
-    });
+    })
+    .transform(({ name, secret, secrets, ...rest }) => ({ ...rest, name: name ?? rest.url, secrets: secrets ?? (secret ? [secret] : []) }));
 
   return z
     .strictObject({
@@ -225,7 +254,14 @@ export function buildConfigSchema(source: SecretSource) {
         })
         .prefault({}),
       rewrap: z.strictObject({ recordsPerSecond: z.number().min(0).default(0) }).prefault({}),
-      webhooks: z.strictObject({ subscribers: z.array(subscriber).default([]) }).optional(),
+      webhooks: z
+        .strictObject({
+          subscribers: z.array(subscriber).default([]),
+          // Seconds before each attempt; the first is the immediate one. Then dead letter.
+          retrySchedule: z.array(z.number().min(0).max(86_400)).min(1).max(20).default([...STANDARD_RETRY_SCHEDULE]),
+          timeoutSeconds: z.number().int().min(1).max(60).default(10),
+        })
+        .prefault({}),
     })
     .superRefine((config, ctx) => {
       // Runs even when parts of the config failed their own checks (their transforms have not
@@ -235,6 +271,14 @@ export function buildConfigSchema(source: SecretSource) {
           ctx.addIssue({ code: 'custom', message: 'provider ids match ^[a-z0-9][a-z0-9_-]{0,63}$', path: ['providers', id] });
         }
       }
+      const subscribers = new Set<string>();
+      (Array.isArray(config.webhooks?.subscribers) ? config.webhooks.subscribers : []).forEach((subscriber, i) => {
+        if (typeof subscriber?.name !== 'string') return;
+        if (subscribers.has(subscriber.name)) {
+          ctx.addIssue({ code: 'custom', message: `duplicate subscriber name "${subscriber.name}" (give each a name)`, path: ['webhooks', 'subscribers', i, 'name'] });
+        }
+        subscribers.add(subscriber.name);
+      });
       const names = new Set<string>();
       const keyOwners = new Map<string, string>();
       config.callers.forEach((caller, i) => {
@@ -265,3 +309,4 @@ export type ProviderConfig = Config['providers'][string];
 export type OAuth2ProviderConfig = Extract<ProviderConfig, { type: 'oauth2' }>;
 export type OAuth1ProviderConfig = Extract<ProviderConfig, { type: 'oauth1' }>;
 export type CallerConfig = Config['callers'][number];
+export type SubscriberConfig = Config['webhooks']['subscribers'][number];

@@ -1,11 +1,14 @@
 import type { Clock } from '../clock';
 import type { ProviderConfig } from '../config/schema';
-import { InvalidRequestError, NotFoundError, ProviderError, ProviderUnavailableError, ReauthRequiredError } from '../errors';
+import type { Logger } from 'pino';
+import { InvalidRequestError, NotFoundError, PreconditionFailedError, ProviderError, ProviderUnavailableError, ReauthRequiredError, UnavailableError } from '../errors';
+import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { RefreshOutcome, Refresher } from '../refresh/refresher';
 import { ANY_VERSION, type CredentialMeta, type CredentialStore, type ExpectedVersion } from '../store/credential-store';
 import type { Credential, OAuth2Credential } from './credential';
+import type { Revoker } from './revoker';
 import type { SealedCredentials } from './sealed-credentials';
 
 /** Who asks: recorded in audit entries. */
@@ -18,10 +21,19 @@ export interface CredentialServiceDeps {
   store: CredentialStore;
   sealed: SealedCredentials;
   refresher: Refresher;
+  revoker: Revoker;
+  events: EventBus;
   clock: Clock;
   audit: AuditLog;
   metrics: Metrics;
+  logger: Logger;
 }
+
+/** Why a credential is being deleted, and who asked (the token.revoked event says both). */
+type Removal = { reason: 'deleted' | 'provider_webhook'; actor: Actor };
+
+/** A version-less delete raced a write this many times in a row: give up with 503 rather than loop. */
+const DELETE_ATTEMPTS = 5;
 
 export const DEFAULT_MIN_TTL_SECONDS = 30;
 
@@ -53,6 +65,8 @@ export class CredentialService {
     expected: ExpectedVersion = ANY_VERSION,
   ): Promise<{ meta: CredentialMeta; created: boolean }> {
     try {
+      // Indexed before the write: an index entry may outlive its credential, never the other way round.
+      if (credential.accountId !== null) await this.deps.store.indexAccount(providerId, credential.accountId, user);
       const written = await this.deps.sealed.write(user, providerId, provider, credential, expected);
       this.done('put', actor, user, providerId, 'ok', written.meta.version);
       return written;
@@ -118,10 +132,16 @@ export class CredentialService {
     return (await this.deps.store.list(user)).filter((meta) => allowed(meta.provider));
   }
 
+  /**
+   * Deletes a credential; 404 when there is none. When its provider has a revocationUrl, the
+   * sealed tokens are queued for upstream revocation (RFC 7009) in the same step and revoked in
+   * the background: the caller does not wait for the provider, and a provider outage or a crash
+   * delays the revocation without losing it.
+   */
   async delete(actor: Actor, user: string, providerId: string, expected: ExpectedVersion = ANY_VERSION): Promise<void> {
     let version: number | null;
     try {
-      version = await this.deps.store.delete(user, providerId, expected);
+      version = await this.remove(user, providerId, expected, { reason: 'deleted', actor });
     } catch (err) {
       this.done('delete', actor, user, providerId, 'failed');
       throw err;
@@ -137,13 +157,73 @@ export class CredentialService {
   async deleteAll(actor: Actor, user: string, allowed: (provider: string) => boolean): Promise<string[]> {
     const deleted: string[] = [];
     for (const meta of await this.list(user, allowed)) {
-      const version = await this.deps.store.delete(user, meta.provider);
+      const version = await this.remove(user, meta.provider, ANY_VERSION, { reason: 'deleted', actor });
       if (version !== null) {
         deleted.push(meta.provider);
         this.done('delete', actor, user, meta.provider, 'ok', version);
       }
     }
     return deleted;
+  }
+
+  /**
+   * A provider said (by a verified webhook) that these accounts revoked the app: deletes the
+   * credentials that carry them. The account index may name users whose credential moved on to
+   * another account; each record is re-checked before it is deleted. Nothing is revoked
+   * upstream: the provider already knows. Returns the users whose credential was deleted.
+   */
+  async revokeAccounts(actor: Actor, providerId: string, accountIds: string[]): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const accountId of accountIds) {
+      for (const user of await this.deps.store.usersOfAccount(providerId, accountId)) {
+        const meta = await this.deps.store.meta(user, providerId);
+        if (meta?.accountId !== accountId) {
+          await this.deps.store.unindexAccount(providerId, accountId, user);
+          continue;
+        }
+        const version = await this.remove(user, providerId, { kind: 'exact', version: meta.version }, { reason: 'provider_webhook', actor }).catch(
+          (err: unknown) => {
+            // Replaced since it was read: the new credential is not the one the provider revoked.
+            if (err instanceof PreconditionFailedError) return null;
+            throw err;
+          },
+        );
+        if (version === null) continue;
+        deleted.push(user);
+        this.done('delete', actor, user, providerId, 'ok', version);
+      }
+    }
+    return deleted;
+  }
+
+  /**
+   * One delete with its consequences: the token.revoked event written with it, the upstream
+   * revocation queued with it (when the provider has one and the caller, not the provider, asked),
+   * the account index cleaned after it. Deleting without an expected version still deletes a
+   * known version (the revocation record is named by it), retrying when a write slips between.
+   */
+  private async remove(user: string, providerId: string, expected: ExpectedVersion, removal: Removal): Promise<number | null> {
+    const { store, revoker, clock } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      const meta = await store.meta(user, providerId);
+      if (!meta) return null;
+      const version = expected.kind === 'exact' ? expected.version : meta.version;
+      const event = { id: newEventId(), at: clock.now(), reason: removal.reason, by: removal.actor.caller };
+      const upstream = removal.reason === 'deleted' && meta.type === 'oauth2' && revoker.revokes(providerId);
+      try {
+        const deleted = await store.delete(user, providerId, { kind: 'exact', version }, { event, ...(upstream ? { revokeLeaseMs: revoker.leaseMs } : {}) });
+        if (deleted === null) return null;
+        if (upstream) revoker.startNow(user, providerId, deleted);
+        if (meta.accountId !== null) {
+          await store.unindexAccount(providerId, meta.accountId, user).catch(() => this.deps.logger.warn({ user, provider: providerId }, 'account index entry left behind'));
+        }
+        this.deps.events.emit({ type: 'token.revoked', id: event.id, user, provider: providerId, reason: removal.reason, by: event.by, version: deleted });
+        return deleted;
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError) || expected.kind === 'exact') throw err;
+        if (attempt >= DELETE_ATTEMPTS) throw new UnavailableError('the credential kept changing while it was being deleted; retry', 1);
+      }
+    }
   }
 
   private done(

@@ -5,7 +5,7 @@ import { decodeEnvelope, type Envelope } from '../crypto/envelope';
 import { CredentialUnreadableError } from '../errors';
 import type { Metrics } from '../observability/metrics';
 import { refreshAt, type ScheduleSettings } from '../refresh/schedule';
-import { ANY_VERSION, type CredentialMeta, type CredentialStore, type ExpectedVersion, type StoredCredential } from '../store/credential-store';
+import { ANY_VERSION, type CredentialMeta, type CredentialStore, type CredentialWrite, type ExpectedVersion, type StoredCredential } from '../store/credential-store';
 import { decodeCredential, encodeCredential, type Credential } from './credential';
 
 export interface SealedCredentialsDeps {
@@ -32,7 +32,8 @@ export class SealedCredentials {
     provider: ProviderConfig,
     credential: Credential,
     expected: ExpectedVersion = ANY_VERSION,
-  ): Promise<{ meta: CredentialMeta; created: boolean }> {
+    recovery?: CredentialWrite['recovery'],
+  ): Promise<{ meta: CredentialMeta; created: boolean; recovered: boolean }> {
     const blob = await this.deps.envelope.seal(encodeCredential(credential), { user, provider: providerId });
     const oauth2 = credential.type === 'oauth2' ? credential : null;
     const write = {
@@ -47,14 +48,15 @@ export class SealedCredentials {
       scope: oauth2?.scope ?? null,
       accountId: credential.accountId,
       now: this.deps.clock.now(),
+      ...(recovery ? { recovery } : {}),
     };
-    const { version, created, createdAt } = await this.deps.store.put(write, expected);
-    const { blob: _sealed, now, ...meta } = write;
-    return { meta: { ...meta, version, createdAt, updatedAt: now, failures: 0, failingSince: null, lastAttemptAt: null }, created };
+    const { version, created, createdAt, recovered } = await this.deps.store.put(write, expected);
+    const { blob: _sealed, now, recovery: _recovery, ...meta } = write;
+    return { meta: { ...meta, version, createdAt, updatedAt: now, failures: 0, failingSince: null, lastAttemptAt: null }, created, recovered };
   }
 
   /** Opens a stored record; throws CredentialUnreadableError, counted and logged here. */
-  async open(stored: StoredCredential): Promise<Credential> {
+  async open(stored: Pick<StoredCredential, 'user' | 'provider' | 'version' | 'kekId' | 'blob'>): Promise<Credential> {
     const { user, provider } = stored;
     try {
       return decodeCredential(await this.deps.envelope.open(stored.blob, { user, provider }));
@@ -65,6 +67,12 @@ export class SealedCredentials {
       }
       throw err;
     }
+  }
+
+  /** Seals a credential for its place without storing it (records that are not credentials: pending revocations). */
+  async seal(user: string, providerId: string, credential: Credential): Promise<{ blob: Buffer; kekId: string }> {
+    const blob = await this.deps.envelope.seal(encodeCredential(credential), { user, provider: providerId });
+    return { blob, kekId: decodeEnvelope(blob).kekId };
   }
 
   private refreshAtFor(credential: Credential, provider: ProviderConfig): number | null {

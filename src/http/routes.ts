@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import type { Deps } from '../deps';
 import { getRewrap, listKeys, recountKeys, reloadKeys, startRewrap } from './endpoints/admin/keys';
+import { listDeliveries, retryDelivery } from './endpoints/admin/webhook-deliveries';
 import { healthz, metrics, readyz } from './endpoints/health/probes';
 import { deleteToken } from './endpoints/tokens/delete-token';
 import { deleteUserTokens } from './endpoints/tokens/delete-user-tokens';
@@ -8,6 +9,7 @@ import { getToken } from './endpoints/tokens/get-token';
 import { listTokens } from './endpoints/tokens/list-tokens';
 import { putToken } from './endpoints/tokens/put-token';
 import { refreshToken } from './endpoints/tokens/refresh-token';
+import { providerRevocation } from './endpoints/webhooks/provider-revocation';
 
 /** Every route of the API, in one table (DESIGN §4). */
 export function registerRoutes(app: Express, deps: Deps): void {
@@ -27,4 +29,8 @@ export function registerRoutes(app: Express, deps: Deps): void {
   app.post('/admin/keys/recount', recountKeys(deps));
   app.post('/admin/rewrap', startRewrap(deps));
   app.get('/admin/rewrap/:id', getRewrap(deps));
+  app.get('/admin/webhooks/deliveries', listDeliveries(deps));
+  app.post('/admin/webhooks/deliveries/:id/retry', retryDelivery(deps));
+
+  app.post('/webhooks/:provider/revocation', providerRevocation(deps));
 }

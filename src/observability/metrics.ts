@@ -57,8 +57,61 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly revocations = new Counter({
+    name: 'token_vault_revocations_total',
+    help: 'Upstream (RFC 7009) revocation attempts of deleted credentials by provider and outcome (revoked, retry, gave_up, skipped)',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inboundWebhooks = new Counter({
+    name: 'token_vault_inbound_webhooks_total',
+    help: 'Provider webhooks received by provider and outcome (revoked, ignored, duplicate, rejected, invalid)',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookDeliveries = new Counter({
+    name: 'token_vault_webhook_deliveries_total',
+    help: 'Outbound webhook attempts by subscriber and outcome (delivered, retry, failed: dead letter)',
+    labelNames: ['subscriber', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookDuration = new Histogram({
+    name: 'token_vault_webhook_delivery_duration_seconds',
+    help: 'Outbound webhook attempt latency by subscriber',
+    labelNames: ['subscriber'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'token_vault_' });
+  }
+
+  /** Gauges read from Redis at scrape time: webhook deliveries waiting and dead letters, revocations waiting. */
+  observeWebhooks(source: WebhookGauges): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'token_vault_webhook_deliveries',
+      help: 'Outbound webhook deliveries by status: pending (waiting for an attempt) or failed (dead letters)',
+      labelNames: ['status'] as const,
+      registers,
+      async collect() {
+        const counts = await source.deliveryCounts();
+        this.set({ status: 'pending' }, counts.pending);
+        this.set({ status: 'failed' }, counts.failed);
+      },
+    });
+    new Gauge({
+      name: 'token_vault_revocations_pending',
+      help: 'Deleted credentials whose upstream revocation has not succeeded yet',
+      registers,
+      async collect() {
+        this.set(await source.revocationBacklog());
+      },
+    });
   }
 
   /** Gauges read from Redis at scrape time: the refresh backlog and credentials by state. */
@@ -103,4 +156,9 @@ export class Metrics {
 export interface StoreGauges {
   dueBacklog(): Promise<{ overdue: number; oldestDueAt: number | null; now: number }>;
   stateCounts(): Promise<Record<string, number>>;
+}
+
+export interface WebhookGauges {
+  deliveryCounts(): Promise<{ pending: number; failed: number }>;
+  revocationBacklog(): Promise<number>;
 }

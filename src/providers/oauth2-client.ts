@@ -31,6 +31,18 @@ export type RefreshResult =
   | { outcome: 'transient'; reason: string; retryAfterSeconds: number | null }
   | { outcome: 'error'; reason: string };
 
+/**
+ * The outcome of one RFC 7009 revocation: revoked (or nothing to revoke), transient (5xx, 429,
+ * timeout, network: try again later) or error (the provider refused the request: retrying the
+ * same request will not help). `reason` is fixed text, safe to log.
+ */
+export type RevokeResult =
+  | { outcome: 'revoked' }
+  | { outcome: 'transient'; reason: string; retryAfterSeconds: number | null }
+  | { outcome: 'error'; reason: string };
+
+type PostAnswer = { kind: 'answered'; response: Response; text: string } | { kind: 'unreachable'; reason: string };
+
 export interface OAuth2ClientOptions {
   /** Injected so tests can point it anywhere; default: the global fetch. */
   fetch?: typeof fetch;
@@ -40,7 +52,7 @@ export interface OAuth2ClientOptions {
 
 const FORM = 'application/x-www-form-urlencoded';
 
-/** RFC 6749 §6 refresh requests. Never follows redirects: that would re-send the secrets elsewhere. */
+/** RFC 6749 §6 refresh and RFC 7009 revocation requests. Never follows redirects: that would re-send the secrets elsewhere. */
 export class OAuth2Client {
   private readonly fetch: typeof fetch;
   private readonly now: () => number;
@@ -63,8 +75,35 @@ export class OAuth2Client {
     return result;
   }
 
-  private async attempt(provider: OAuth2ProviderConfig, secret: Secret, refreshToken: Secret, hooks: ProviderHooks, index: number): Promise<RefreshResult> {
-    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken.reveal() });
+  /**
+   * RFC 7009 revocation of one token, with the `token_type_hint`. 200 means revoked, also for a
+   * token the provider no longer knows; `unsupported_token_type` means the provider keeps no
+   * such tokens to revoke, which is done too. Like refresh, tries the next client secret on
+   * `invalid_client`.
+   */
+  async revoke(provider: OAuth2ProviderConfig & { revocationUrl: string }, token: Secret, hint: 'refresh_token' | 'access_token'): Promise<RevokeResult> {
+    let result: RevokeResult = { outcome: 'error', reason: 'no client secret configured' };
+    for (const secret of provider.clientSecret) {
+      const answer = await this.post(provider, provider.revocationUrl, secret, { token: token.reveal(), token_type_hint: hint });
+      if (answer.kind === 'unreachable') return { outcome: 'transient', reason: answer.reason, retryAfterSeconds: null };
+      const { status } = answer.response;
+      if (status === 200) return { outcome: 'revoked' };
+      if (status >= 300 && status < 400) return { outcome: 'error', reason: `revocation endpoint answered a redirect (HTTP ${status}); not followed` };
+      if (status === 429 || status >= 500) return { outcome: 'transient', reason: `HTTP ${status}`, retryAfterSeconds: retryAfter(answer.response.headers.get('retry-after'), this.now()) };
+      const error = parseBody(answer.response.headers.get('content-type'), answer.text)?.error;
+      if (error === 'unsupported_token_type') return { outcome: 'revoked' };
+      if (error === 'invalid_client' || status === 401) {
+        result = { outcome: 'error', reason: 'invalid_client' };
+        continue;
+      }
+      return { outcome: 'error', reason: typeof error === 'string' && /^[a-z_]{1,64}$/.test(error) ? error : `HTTP ${status}` };
+    }
+    return result;
+  }
+
+  /** One form POST with client authentication; never follows redirects, always times out. */
+  private async post(provider: OAuth2ProviderConfig, url: string, secret: Secret, fields: Record<string, string>): Promise<PostAnswer> {
+    const form = new URLSearchParams(fields);
     const headers: Record<string, string> = { 'Content-Type': FORM, Accept: 'application/json' };
     if (provider.clientAuth === 'client_secret_basic') {
       // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
@@ -74,25 +113,26 @@ export class OAuth2Client {
       form.set('client_id', provider.clientId);
       form.set('client_secret', secret.reveal());
     }
-
-    let response: Response;
-    let text: string;
     try {
-      response = await this.fetch(provider.tokenUrl, {
+      const response = await this.fetch(url, {
         method: 'POST',
         headers,
         body: form.toString(),
         redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
-      text = await response.text();
+      return { kind: 'answered', response, text: await response.text() };
     } catch (err) {
       // By name, not instanceof: the error may come from another realm (a test runner's vm).
       const name = (err as { name?: unknown } | null)?.name;
-      const timedOut = name === 'TimeoutError' || name === 'AbortError';
-      return { outcome: 'transient', reason: timedOut ? 'timeout' : 'network error', retryAfterSeconds: null };
+      return { kind: 'unreachable', reason: name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'network error' };
     }
+  }
 
+  private async attempt(provider: OAuth2ProviderConfig, secret: Secret, refreshToken: Secret, hooks: ProviderHooks, index: number): Promise<RefreshResult> {
+    const answer = await this.post(provider, provider.tokenUrl, secret, { grant_type: 'refresh_token', refresh_token: refreshToken.reveal() });
+    if (answer.kind === 'unreachable') return { outcome: 'transient', reason: answer.reason, retryAfterSeconds: null };
+    const { response, text } = answer;
     const { status } = response;
     if (status >= 300 && status < 400) return { outcome: 'error', reason: `token endpoint answered a redirect (HTTP ${status}); not followed` };
     if (status === 429 || status >= 500) {

@@ -6,7 +6,7 @@ import type { OAuth2ProviderConfig, ProviderConfig } from '../config/schema';
 import type { OAuth2Credential } from '../credentials/credential';
 import type { SealedCredentials } from '../credentials/sealed-credentials';
 import { CredentialUnreadableError, PreconditionFailedError } from '../errors';
-import type { DomainEvent, EventBus } from '../events/event-bus';
+import { newEventId, type DomainEvent, type EventBus } from '../events/event-bus';
 import type { Metrics } from '../observability/metrics';
 import { standardHooks, type ProviderHooks } from '../providers/hooks';
 import type { OAuth2Client, RefreshResult } from '../providers/oauth2-client';
@@ -61,6 +61,8 @@ export interface RefresherDeps {
   redis: Redis;
   providers: ReadonlyMap<string, ProviderConfig>;
   hooks?: (providerId: string) => ProviderHooks;
+  /** Tokens a refresh minted for a credential deleted meanwhile: queued for upstream revocation. */
+  orphans?: (user: string, providerId: string, credential: OAuth2Credential) => Promise<void>;
   settings: RefreshSettings;
   /** Identifies this replica in lease owner tokens. */
   replicaId: string;
@@ -187,7 +189,7 @@ export class Refresher {
     const provider = this.deps.providers.get(providerId);
     if (!provider || provider.type !== 'oauth2') {
       // Removed from the configuration: park it rather than spin on it.
-      await store.recordFailure(user, providerId, stored.version, owner, 'retry', settings.maxBackoffSeconds * 1000, 'provider not configured for oauth2');
+      await store.recordFailure(user, providerId, stored.version, owner, this.retryFailure(settings.maxBackoffSeconds * 1000, 'provider not configured for oauth2'));
       return { kind: 'no_refresh_token' };
     }
     let credential: OAuth2Credential;
@@ -200,7 +202,7 @@ export class Refresher {
       credential = opened;
     } catch (err) {
       if (err instanceof CredentialUnreadableError) {
-        await store.recordFailure(user, providerId, stored.version, owner, 'retry', settings.maxBackoffSeconds * 1000, 'credential unreadable');
+        await store.recordFailure(user, providerId, stored.version, owner, this.retryFailure(settings.maxBackoffSeconds * 1000, 'credential unreadable'));
       } else {
         await release();
       }
@@ -260,25 +262,31 @@ export class Refresher {
       issuedAt: now,
       expiresAt: tokens.expiresIn === null ? null : now + tokens.expiresIn * 1000,
     };
-    let meta: CredentialMeta;
+    const recoveredId = newEventId();
+    let written: { meta: CredentialMeta; recovered: boolean };
     try {
-      ({ meta } = await this.deps.sealed.write(user, providerId, provider, refreshed, { kind: 'exact', version: stored.version }));
+      written = await this.deps.sealed.write(user, providerId, provider, refreshed, { kind: 'exact', version: stored.version }, {
+        eventId: recoveredId,
+        failedAfterMs: this.deps.settings.failedEventAfterSeconds * 1000,
+      });
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       // Replaced or deleted while we were at the provider: that write wins.
       this.count(providerId, trigger, 'superseded');
       await this.deps.store.releaseLease(user, providerId, owner);
       const current = await this.deps.store.get(user, providerId);
-      return current ? this.current(current) : { kind: 'gone' };
+      if (current) return this.current(current);
+      // Deleted: the tokens just minted belong to nobody, so the provider is told to drop them too.
+      await this.deps.orphans?.(user, providerId, refreshed);
+      return { kind: 'gone' };
     }
+    const { meta } = written;
     if (tokens.refreshToken !== null && this.deps.settings.waitReplicas > 0) await this.waitForReplicas(user, providerId);
     if (result.secretIndex > 0) this.deps.logger.warn({ provider: providerId, secret: result.secretIndex }, 'the first client secret was refused; a later one worked');
     this.count(providerId, trigger, 'ok');
     this.emit({ type: 'token.refreshed', user, provider: providerId, version: meta.version, expires_at: iso(refreshed.expiresAt) });
-    // Recovered pairs with refresh_failed: only a failure that was announced is resolved.
-    const failedFor = stored.failingSince === null || stored.lastAttemptAt === null ? -1 : stored.lastAttemptAt - stored.failingSince;
-    if (stored.failures > 0 && failedFor >= this.deps.settings.failedEventAfterSeconds * 1000) {
-      this.emit({ type: 'token.refresh_recovered', user, provider: providerId, failing_since: iso(stored.failingSince)!, attempts: stored.failures });
+    if (written.recovered) {
+      this.emit({ type: 'token.refresh_recovered', id: recoveredId, user, provider: providerId, failing_since: iso(stored.failingSince)!, attempts: stored.failures });
     }
     return { kind: 'refreshed', meta, credential: refreshed };
   }
@@ -288,8 +296,11 @@ export class Refresher {
     const { store, settings } = this.deps;
     this.count(providerId, trigger, result.outcome);
     if (result.outcome === 'invalid_grant') {
-      const written = await store.recordFailure(user, providerId, stored.version, owner, 'reauth', 0, result.reason);
-      if (written.applied) this.emit({ type: 'token.reauth_required', user, provider: providerId, reason: 'the provider rejected the refresh token' });
+      const failure = { kind: 'reauth' as const, delayMs: 0, reason: result.reason, eventId: newEventId(), failedAfterMs: 0 };
+      const written = await store.recordFailure(user, providerId, stored.version, owner, failure);
+      if (written.event === 'token.reauth_required') {
+        this.emit({ type: 'token.reauth_required', id: failure.eventId, user, provider: providerId, reason: 'the provider rejected the refresh token' });
+      }
       return written.applied ? { kind: 'reauth_required' } : this.afterChange(user, providerId);
     }
     if (result.outcome === 'invalid_client') {
@@ -297,13 +308,11 @@ export class Refresher {
     }
     const retryAfter = result.outcome === 'transient' ? result.retryAfterSeconds : null;
     const delay = backoffMs(stored.failures + 1, settings.maxBackoffSeconds, retryAfter, this.random);
-    const written = await store.recordFailure(user, providerId, stored.version, owner, 'retry', delay, result.reason);
+    const failure = this.retryFailure(delay, result.reason);
+    const written = await store.recordFailure(user, providerId, stored.version, owner, failure);
     if (!written.applied) return this.afterChange(user, providerId);
-    const threshold = settings.failedEventAfterSeconds * 1000;
-    const failingFor = written.now - written.failingSince;
-    const failingBefore = written.previousAttemptAt === null ? -1 : written.previousAttemptAt - written.failingSince;
-    if (failingFor >= threshold && failingBefore < threshold) {
-      this.emit({ type: 'token.refresh_failed', user, provider: providerId, reason: result.reason, failing_since: iso(written.failingSince)!, attempts: written.failures });
+    if (written.event === 'token.refresh_failed') {
+      this.emit({ type: 'token.refresh_failed', id: failure.eventId, user, provider: providerId, reason: result.reason, failing_since: iso(written.failingSince)!, attempts: written.failures });
     }
     return {
       kind: 'failed',
@@ -333,6 +342,11 @@ export class Refresher {
       this.deps.metrics.waitShortfalls.inc();
       this.deps.logger.warn({ user, provider, wanted, acked }, 'a rotated refresh token was acknowledged by fewer Redis replicas than redis.waitReplicas');
     }
+  }
+
+  /** A failure to retry after `delayMs`; it announces token.refresh_failed once past the threshold. */
+  private retryFailure(delayMs: number, reason: string) {
+    return { kind: 'retry' as const, delayMs, reason, eventId: newEventId(), failedAfterMs: this.deps.settings.failedEventAfterSeconds * 1000 };
   }
 
   private count(provider: string, trigger: RefreshTrigger, outcome: string): void {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ProviderConfig } from '../config/schema';
 import type { CredentialStore } from '../store/credential-store';
 import { parseDueMember, SHARD_COUNT } from '../store/keys';
+import type { Revoker } from '../credentials/revoker';
 import type { Refresher } from './refresher';
 
 export interface SchedulerSettings {
@@ -15,6 +16,7 @@ export interface SchedulerSettings {
 export interface SchedulerDeps {
   store: CredentialStore;
   refresher: Refresher;
+  revoker: Revoker;
   providers: ReadonlyMap<string, ProviderConfig>;
   logger: Logger;
   settings: SchedulerSettings;
@@ -22,7 +24,7 @@ export interface SchedulerDeps {
 
 
 /**
- * Proactive refresh on every replica. Each tick walks the shards from a moving start and claims
+ * Proactive refresh (and retries of upstream revocations) on every replica. Each tick walks the shards from a moving start and claims
  * due entries with the claim-due script, which leases them, about as many as there are free
  * workers (a few shards per round trip, a few entries per shard: due entries spread evenly over
  * shards); entries beyond the free workers or a provider's maxConcurrency are given back at once.
@@ -70,9 +72,16 @@ export class Scheduler {
       scanned += perTrip;
       const owner = this.deps.refresher.newOwner();
       const claims = await store.claimDueMany(shards, Math.ceil(this.free() / perTrip), settings.leaseSeconds * 1000, owner);
-      for (const { now, members } of claims) {
+      for (const { now, members, revocations } of claims) {
         for (const member of members) {
           if (this.dispatch(member, owner, now)) started++;
+        }
+        // A revocation left unstarted (no free worker) simply comes due again when its lease ends.
+        for (const member of revocations) {
+          if (this.free() > 0) {
+            this.track(this.deps.revoker.runClaimed(member), { revocation: member }, () => undefined);
+            started++;
+          }
         }
       }
     }
@@ -92,19 +101,23 @@ export class Scheduler {
       void this.deps.store.releaseLease(user, provider, owner).catch(() => undefined);
       return false;
     }
-    this.running++;
     this.perProvider.set(provider, inFlight + 1);
-    const work = this.deps.refresher
-      .refreshClaimed(user, provider, owner, now)
-      .catch((err: unknown) => this.deps.logger.error({ user, provider, err: describe(err) }, 'scheduled refresh failed unexpectedly'))
+    this.track(this.deps.refresher.refreshClaimed(user, provider, owner, now), { user, provider }, () => this.perProvider.set(provider, (this.perProvider.get(provider) ?? 1) - 1));
+    return true;
+  }
+
+  /** Runs claimed work on a worker; `done` undoes its own bookkeeping when it ends. */
+  private track(task: Promise<unknown>, context: Record<string, string>, done: () => void): void {
+    this.running++;
+    const work = task
+      .catch((err: unknown) => this.deps.logger.error({ ...context, err: describe(err) }, 'scheduled work failed unexpectedly'))
       .finally(() => {
         this.running--;
-        this.perProvider.set(provider, (this.perProvider.get(provider) ?? 1) - 1);
+        done();
         this.active.delete(work);
         if (this.busy && !this.ticking) this.schedule(0);
       });
     this.active.add(work);
-    return true;
   }
 
   private schedule(delayMs: number): void {

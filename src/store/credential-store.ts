@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { PreconditionFailedError } from '../errors';
-import { dueMember, SHARD_COUNT, type Keys } from './keys';
+import { dueMember, revocationMember, SHARD_COUNT, type Keys } from './keys';
 import { LuaStatus, toStoreError, withStoreErrors } from './redis';
 
 /**
@@ -61,6 +61,29 @@ export interface CredentialWrite {
   scope: string | null;
   accountId: string | null;
   now: number;
+  /**
+   * Set when a refresh writes: the id of the token.refresh_recovered event the write emits if it
+   * ends a failing streak that lasted `failedAfterMs` (and so was announced).
+   */
+  recovery?: { eventId: string; failedAfterMs: number };
+}
+
+/** A delete that tells others: the event it emits and, when the provider must be told, the revocation it queues. */
+export interface DeleteOptions {
+  event?: { id: string; at: number; reason: 'deleted' | 'provider_webhook'; by: string };
+  /** Queue an upstream revocation, leased to the caller for this long (ms). Needs an exact expected version. */
+  revokeLeaseMs?: number;
+}
+
+/** A deleted credential waiting to be revoked upstream. */
+export interface PendingRevocation {
+  user: string;
+  provider: string;
+  version: number;
+  kekId: string;
+  blob: Buffer;
+  attempts: number;
+  queuedAt: number;
 }
 
 /** If-Match semantics: any version, the record must exist, must not exist, or an exact version. */
@@ -95,6 +118,8 @@ export interface FailureResult {
   failingSince: number;
   now: number;
   previousAttemptAt: number | null;
+  /** The event written with the failure, if any. */
+  event: 'token.refresh_failed' | 'token.reauth_required' | null;
 }
 
 export class CredentialStore {
@@ -104,13 +129,13 @@ export class CredentialStore {
   ) {}
 
   /** Writes a credential; throws PreconditionFailedError when `expected` does not hold. */
-  async put(write: CredentialWrite, expected: ExpectedVersion = ANY_VERSION): Promise<{ version: number; created: boolean; createdAt: number }> {
+  async put(write: CredentialWrite, expected: ExpectedVersion = ANY_VERSION): Promise<{ version: number; created: boolean; createdAt: number; recovered: boolean }> {
     const { user, provider } = write;
     const fields: (string | Buffer)[] = ['type', write.type, 'blob', write.blob];
     if (write.expiresAt !== null) fields.push('expires_at', String(write.expiresAt));
     if (write.scope !== null) fields.push('scope', write.scope);
     if (write.accountId !== null) fields.push('account_id', write.accountId);
-    const [status, value, createdAt] = await withStoreErrors(() =>
+    const [status, value, createdAt, recovered] = await withStoreErrors(() =>
       this.redis.putCredential(
         this.keys.credential(user, provider),
         this.keys.userIndex(user),
@@ -119,6 +144,7 @@ export class CredentialStore {
         this.keys.versions(user),
         this.keys.leases(user),
         this.keys.states(user),
+        this.keys.outbox(user),
         provider,
         dueMember(user, provider),
         encodeExpected(expected),
@@ -126,11 +152,14 @@ export class CredentialStore {
         String(write.now),
         write.kekId,
         write.state,
+        write.recovery?.eventId ?? '',
+        write.recovery?.failedAfterMs ?? 0,
+        user,
         ...fields,
       ),
     );
     if (status === LuaStatus.VersionMismatch) throw versionMismatch(expected, value);
-    return { version: status, created: value === 1, createdAt: Number(createdAt) };
+    return { version: status, created: value === 1, createdAt: Number(createdAt), recovered: recovered === 1 };
   }
 
   async get(user: string, provider: string): Promise<StoredCredential | null> {
@@ -140,6 +169,29 @@ export class CredentialStore {
     return { ...parseMeta(user, provider, META_FIELDS.map(text)), blob: hash.blob };
   }
 
+  /** Clear metadata of one credential; no decryption. */
+  async meta(user: string, provider: string): Promise<CredentialMeta | null> {
+    const row = await withStoreErrors(() => this.redis.hmget(this.keys.credential(user, provider), ...META_FIELDS));
+    return row[0] === null ? null : parseMeta(user, provider, row);
+  }
+
+  /**
+   * The account index: provider account id -> users whose credential carried it (inbound
+   * revocation webhooks name accounts, not users). Written before the credential, removed after
+   * it, so it may name users who no longer match (callers re-check the record) but never misses one.
+   */
+  async indexAccount(provider: string, accountId: string, user: string): Promise<void> {
+    await withStoreErrors(() => this.redis.sadd(this.keys.accountIndex(provider, accountId), user));
+  }
+
+  async unindexAccount(provider: string, accountId: string, user: string): Promise<void> {
+    await withStoreErrors(() => this.redis.srem(this.keys.accountIndex(provider, accountId), user));
+  }
+
+  async usersOfAccount(provider: string, accountId: string): Promise<string[]> {
+    return withStoreErrors(() => this.redis.smembers(this.keys.accountIndex(provider, accountId)));
+  }
+
   /** Clear metadata of every credential of a user; no decryption. */
   async list(user: string): Promise<CredentialMeta[]> {
     const providers = (await withStoreErrors(() => this.redis.smembers(this.keys.userIndex(user)))).sort();
@@ -147,8 +199,14 @@ export class CredentialStore {
     return rows.flatMap((row, i) => (row[0] === null ? [] : [parseMeta(user, providers[i] as string, row)]));
   }
 
-  /** Returns the deleted version, or null when there was nothing to delete. */
-  async delete(user: string, provider: string, expected: ExpectedVersion = ANY_VERSION): Promise<number | null> {
+  /**
+   * Returns the deleted version, or null when there was nothing to delete. With
+   * `revokeLeaseMs` the record is queued for upstream revocation instead of dropped.
+   */
+  async delete(user: string, provider: string, expected: ExpectedVersion = ANY_VERSION, options: DeleteOptions = {}): Promise<number | null> {
+    const version = expected.kind === 'exact' ? expected.version : null;
+    const revoke = options.revokeLeaseMs !== undefined && version !== null;
+    const { event } = options;
     const [status, value] = await withStoreErrors(() =>
       this.redis.deleteCredential(
         this.keys.credential(user, provider),
@@ -157,33 +215,106 @@ export class CredentialStore {
         this.keys.kekCounts(user),
         this.keys.leases(user),
         this.keys.states(user),
+        this.keys.revocations(user),
+        // Declared even when unused, so the script's keys are the same on every call.
+        this.keys.revocation(user, provider, version ?? 0),
+        this.keys.outbox(user),
         provider,
         dueMember(user, provider),
-        expected.kind === 'exact' ? String(expected.version) : '',
+        version === null ? '' : String(version),
+        revoke ? revocationMember(user, provider, version) : '',
+        options.revokeLeaseMs ?? 0,
+        event?.id ?? '',
+        event?.at ?? 0,
+        user,
+        event?.reason ?? '',
+        event?.by ?? '',
       ),
     );
     if (status === LuaStatus.VersionMismatch) throw versionMismatch(expected, value);
     return status === LuaStatus.Done ? value : null;
   }
 
-  /** Leases up to `limit` due refreshes of one shard for `owner` (scheduler). */
-  async claimDue(shard: number, limit: number, leaseMs: number, owner: string): Promise<{ now: number; members: string[] }> {
-    const [now, ...members] = await withStoreErrors(() =>
-      this.redis.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), limit, leaseMs, owner),
-    );
-    return { now: Number(now), members };
-  }
-
-  /** claimDue over several shards in one round trip. */
-  async claimDueMany(shards: number[], limit: number, leaseMs: number, owner: string): Promise<{ now: number; members: string[] }[]> {
+  /**
+   * Leases up to `limit` due refreshes and `limit` due upstream revocations in each of several
+   * shards for `owner`, in one round trip (scheduler).
+   */
+  async claimDueMany(shards: number[], limit: number, leaseMs: number, owner: string): Promise<{ now: number; members: string[]; revocations: string[] }[]> {
     const pipeline = this.redis.pipeline();
-    for (const shard of shards) pipeline.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), limit, leaseMs, owner);
+    for (const shard of shards) {
+      pipeline.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), this.keys.shardKey(shard, 'revocations'), limit, leaseMs, owner);
+    }
     const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
     return replies.map(([err, reply]) => {
       if (err) throw toStoreError(err);
-      const [now, ...members] = reply as [number, ...string[]];
-      return { now: Number(now), members };
+      const [now, count, ...members] = reply as [number, number, ...string[]];
+      return { now: Number(now), members: members.slice(0, count), revocations: members.slice(count) };
     });
+  }
+
+  /** A deleted credential queued for upstream revocation, or null when it is gone. */
+  async getRevocation(user: string, provider: string, version: number): Promise<PendingRevocation | null> {
+    const [kek, blob, attempts, queuedAt] = await withStoreErrors(() =>
+      this.redis.hmgetBuffer(this.keys.revocation(user, provider, version), 'kek', 'blob', 'attempts', 'queued_at'),
+    );
+    if (!kek || !blob) return null;
+    return { user, provider, version, kekId: kek.toString(), blob, attempts: Number(attempts ?? 0), queuedAt: Number(queuedAt ?? 0) };
+  }
+
+  /**
+   * Queues sealed tokens that belong to no credential (a refresh minted them for a credential
+   * deleted meanwhile) for upstream revocation, leased to the caller for `leaseMs`.
+   * Returns the version that names the queue entry.
+   */
+  async queueRevocation(user: string, provider: string, sealed: { kekId: string; blob: Buffer }, leaseMs: number): Promise<number> {
+    // A version from the shard's counter: never reused, so it cannot collide with a deleted record's.
+    const version = await withStoreErrors(() => this.redis.incr(this.keys.versions(user)));
+    const now = await this.redisNow();
+    const leaseUntil = now + leaseMs;
+    const record = this.keys.revocation(user, provider, version);
+    await withStoreErrors(() =>
+      this.redis
+        .multi()
+        .hset(record, 'version', version, 'kek', sealed.kekId, 'type', 'oauth2', 'blob', sealed.blob, 'queued_at', now, 'attempts', 0)
+        .hincrby(this.keys.kekCounts(user), sealed.kekId, 1)
+        .zadd(this.keys.revocations(user), leaseUntil, revocationMember(user, provider, version))
+        .exec(),
+    );
+    return version;
+  }
+
+  /** The revocation failed for now: try again after `delayMs` (only while it is still queued). */
+  async retryRevocation(user: string, provider: string, version: number, delayMs: number, reason: string): Promise<void> {
+    const at = (await this.redisNow()) + Math.max(0, Math.round(delayMs));
+    await withStoreErrors(() =>
+      this.redis
+        .multi()
+        .hincrby(this.keys.revocation(user, provider, version), 'attempts', 1)
+        .hset(this.keys.revocation(user, provider, version), 'last_error', reason)
+        .zadd(this.keys.revocations(user), 'XX', at, revocationMember(user, provider, version))
+        .exec(),
+    );
+  }
+
+  /** The provider has been told, or never will be: drop the sealed record. */
+  async finishRevocation(user: string, provider: string, version: number): Promise<boolean> {
+    const dropped = await withStoreErrors(() =>
+      this.redis.finishRevocation(
+        this.keys.revocation(user, provider, version),
+        this.keys.revocations(user),
+        this.keys.kekCounts(user),
+        revocationMember(user, provider, version),
+      ),
+    );
+    return dropped === 1;
+  }
+
+  /** Upstream revocations waiting, summed over every shard (metrics). */
+  async revocationBacklog(): Promise<number> {
+    const pipeline = this.redis.pipeline();
+    for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.zcard(this.keys.shardKey(shard, 'revocations'));
+    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
+    return replies.reduce((sum, [, count]) => sum + Number(count ?? 0), 0);
   }
 
   /** Takes the refresh lease of one credential (on-demand and forced refreshes). */
@@ -218,36 +349,50 @@ export class CredentialStore {
   }
 
   /** Records a failed refresh: retry after `delayMs`, or reauth (the credential is dead). */
+  /**
+   * Records a failed refresh: retry after `delayMs`, or reauth (the credential is dead). The
+   * event it causes (reauth_required, or refresh_failed once failing for `failedAfterMs`) is
+   * written with it under `eventId`.
+   */
   async recordFailure(
     user: string,
     provider: string,
     expectedVersion: number,
     owner: string,
-    kind: 'retry' | 'reauth',
-    delayMs: number,
-    reason: string,
+    failure: { kind: 'retry' | 'reauth'; delayMs: number; reason: string; eventId: string; failedAfterMs: number },
   ): Promise<FailureResult> {
-    const [status, failures, failingSince, now, previous] = await withStoreErrors(() =>
+    const [status, failures, failingSince, now, previous, event] = await withStoreErrors(() =>
       this.redis.recordFailure(
         this.keys.credential(user, provider),
         this.keys.due(user),
         this.keys.leases(user),
         this.keys.states(user),
+        this.keys.outbox(user),
         dueMember(user, provider),
         String(expectedVersion),
         owner,
-        kind,
-        Math.max(0, Math.round(delayMs)),
-        reason,
+        failure.kind,
+        Math.max(0, Math.round(failure.delayMs)),
+        failure.reason,
+        failure.eventId,
+        Math.max(0, Math.round(failure.failedAfterMs)),
+        user,
+        provider,
       ),
     );
-    return { applied: status === LuaStatus.Done, failures, failingSince, now, previousAttemptAt: previous || null };
+    return {
+      applied: status === LuaStatus.Done,
+      failures,
+      failingSince,
+      now,
+      previousAttemptAt: previous || null,
+      event: event === 1 ? 'token.refresh_failed' : event === 2 ? 'token.reauth_required' : null,
+    };
   }
 
   /** Overdue refreshes and the oldest one's due time, summed over every shard (metrics). */
   async dueBacklog(): Promise<{ overdue: number; oldestDueAt: number | null; now: number }> {
-    const [seconds, micros] = await withStoreErrors(() => this.redis.time());
-    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const now = await this.redisNow();
     const pipeline = this.redis.pipeline();
     for (let shard = 0; shard < SHARD_COUNT; shard++) {
       pipeline.zcount(this.keys.shardKey(shard, 'due'), '-inf', now);
@@ -275,6 +420,12 @@ export class CredentialStore {
       for (const [state, count] of Object.entries((hash ?? {}) as Record<string, string>)) counts[state] = (counts[state] ?? 0) + Number(count);
     }
     return counts;
+  }
+
+  /** Redis TIME in ms: the clock every replica shares for schedules and leases. */
+  private async redisNow(): Promise<number> {
+    const [seconds, micros] = await withStoreErrors(() => this.redis.time());
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   /** Round trip to Redis, for /readyz. */

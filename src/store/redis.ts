@@ -9,15 +9,22 @@ import { AppError, UnavailableError } from '../errors';
  * first element is a status from LuaStatus.
  */
 const SCRIPTS = {
-  putCredential: { file: 'put-credential.lua', keys: 7 },
-  deleteCredential: { file: 'delete-credential.lua', keys: 6 },
-  claimDue: { file: 'claim-due.lua', keys: 2 },
+  putCredential: { file: 'put-credential.lua', keys: 8 },
+  deleteCredential: { file: 'delete-credential.lua', keys: 9 },
+  claimDue: { file: 'claim-due.lua', keys: 3 },
+  finishRevocation: { file: 'finish-revocation.lua', keys: 3 },
   acquireLease: { file: 'acquire-lease.lua', keys: 3 },
   leaseHeld: { file: 'lease-held.lua', keys: 1 },
   releaseLease: { file: 'release-lease.lua', keys: 3 },
-  recordFailure: { file: 'record-failure.lua', keys: 4 },
+  recordFailure: { file: 'record-failure.lua', keys: 5 },
   rewrapCredential: { file: 'rewrap-credential.lua', keys: 2 },
   jobLease: { file: 'job-lease.lua', keys: 1 },
+  activateKey: { file: 'activate-key.lua', keys: 3 },
+  // The number of deliveries varies: numberOfKeys is given with each call.
+  enqueueDeliveries: { file: 'enqueue-deliveries.lua', keys: null },
+  claimDeliveries: { file: 'claim-deliveries.lua', keys: 2 },
+  completeDelivery: { file: 'complete-delivery.lua', keys: 5 },
+  retryDelivery: { file: 'retry-delivery.lua', keys: 4 },
 } as const;
 
 /** First element of a script's reply. 0 means "absent" (put, delete) or "held by another" (acquire-lease). */
@@ -33,15 +40,22 @@ type ScriptArg = string | number | Buffer;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    putCredential(...args: ScriptArg[]): Result<[number, number, string?], Context>;
+    putCredential(...args: ScriptArg[]): Result<[number, number, string?, number?], Context>;
     deleteCredential(...args: ScriptArg[]): Result<[number, number], Context>;
-    claimDue(...args: ScriptArg[]): Result<[number, ...string[]], Context>;
+    claimDue(...args: ScriptArg[]): Result<[number, number, ...string[]], Context>;
+    finishRevocation(...args: ScriptArg[]): Result<number, Context>;
     acquireLease(...args: ScriptArg[]): Result<[number, number], Context>;
     leaseHeld(...args: ScriptArg[]): Result<number, Context>;
     releaseLease(...args: ScriptArg[]): Result<number, Context>;
-    recordFailure(...args: ScriptArg[]): Result<[number, number, number, number, number], Context>;
+    recordFailure(...args: ScriptArg[]): Result<[number, number, number, number, number, number], Context>;
     rewrapCredential(...args: ScriptArg[]): Result<number, Context>;
     jobLease(...args: ScriptArg[]): Result<[number, number], Context>;
+    activateKey(...args: ScriptArg[]): Result<number, Context>;
+    /** enqueueDeliveries(numberOfKeys, ...keys, ...args) */
+    enqueueDeliveries(...args: ScriptArg[]): Result<number, Context>;
+    claimDeliveries(...args: ScriptArg[]): Result<[number, ...string[]], Context>;
+    completeDelivery(...args: ScriptArg[]): Result<[number, number], Context>;
+    retryDelivery(...args: ScriptArg[]): Result<number, Context>;
   }
 }
 
@@ -69,7 +83,8 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
   // Errors reach callers as rejected commands and /readyz; the event itself only needs a listener.
   redis.on('error', () => undefined);
   for (const [name, script] of Object.entries(SCRIPTS)) {
-    redis.defineCommand(name, { numberOfKeys: script.keys, lua: readFileSync(join(__dirname, 'lua', script.file), 'utf8') });
+    const lua = readFileSync(join(__dirname, 'lua', script.file), 'utf8');
+    redis.defineCommand(name, script.keys === null ? { lua } : { numberOfKeys: script.keys, lua });
   }
   return redis;
 }

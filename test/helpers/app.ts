@@ -122,9 +122,11 @@ export interface TestVaultOptions {
   keyringJson?: string;
   keyPrefix?: string;
   /** Options passed on to createDeps (provider HTTP client, scheduler poll interval, ...). */
-  deps?: Pick<DepsOptions, 'fetch' | 'pollMs' | 'waitForOtherMs'>;
+  deps?: Pick<DepsOptions, 'fetch' | 'pollMs' | 'waitForOtherMs' | 'outboxSweepMs'>;
   /** Start the refresh scheduler (off by default, so API tests control every provider call). */
   scheduler?: boolean;
+  /** Start the outbox relay and the webhook dispatcher (off by default). */
+  webhooks?: boolean;
 }
 
 /** A vault wired exactly as main.ts wires it, on a real Redis, logging into memory. */
@@ -144,6 +146,10 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
   const deps = await createDeps(loaded, { logDestination: logs, clock, ...options.deps });
   await deps.keyAdmin.start();
   if (options.scheduler) deps.scheduler.start();
+  if (options.webhooks) {
+    deps.relay.start();
+    deps.dispatcher.start();
+  }
   return {
     app: buildApp(deps),
     deps,

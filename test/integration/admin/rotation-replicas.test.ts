@@ -514,7 +514,7 @@ test('replica killed mid-rewrap: after the 30 s lease ends the other replica res
   connections.push(monitor);
   const scans: string[] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args[0]?.toLowerCase() === 'scan' && args.includes(sc.keys.credentialPattern())) scans.push(args[1]!);
+    if (args[0]?.toLowerCase() === 'scan' && args.includes(sc.keys.sealedPattern())) scans.push(args[1]!);
   });
 
   // B's watch (every 5 s) takes the job over once A's lease has lapsed, and finishes it.

@@ -385,7 +385,7 @@ test('invalid_grant → 409 reauth_required; no provider call after that until a
   expect(answer.body.error.code).toBe('reauth_required');
   expect((await stored('dead', 'github')).state).toBe('reauth_required');
   expect(await dueScore('dead', 'github')).toBeNull();
-  expect(eventsFor('dead')).toEqual([{ type: 'token.reauth_required', user: 'dead', provider: 'github', reason: expect.any(String) }]);
+  expect(eventsFor('dead')).toEqual([{ type: 'token.reauth_required', id: expect.stringMatching(/^msg_/), user: 'dead', provider: 'github', reason: expect.any(String) }]);
 
   for (let i = 0; i < 3; i++) expect((await get('dead', 'github', 0)).status).toBe(409);
   expect((await forceRefresh('dead', 'github')).status).toBe(409);
@@ -590,7 +590,8 @@ describe('a write while a refresh is at the provider wins', () => {
     expect(await dueScore(user, 'github')).toBeNull();
     expect(await inspect.hexists(vault.deps.keys.leases(user), `${user}:github`)).toBe(0);
     expect((await get(user, 'github')).status).toBe(404);
-    expect(eventsFor(user)).toEqual([]);
+    // The delete is the last word: no refresh event after it.
+    expect(eventsFor(user).map((e) => e.type)).toEqual(['token.revoked']);
   });
 });
 

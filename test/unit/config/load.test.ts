@@ -78,6 +78,9 @@ const github = (over: Raw = {}): Raw => ({
 });
 const twitter = (over: Raw = {}): Raw => ({ type: 'oauth1', consumerKey: 'tw-key', consumerSecret: 'tw-secret', ...over });
 const caller = (over: Raw = {}): Raw => ({ name: 'billing', key: 'billing-key', scopes: ['tokens:read'], providers: ['*'], ...over });
+/** A valid Standard Webhooks secret: "whsec_" and the base64 of 32 bytes. */
+const WHSEC = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+const subscriber = (over: Raw = {}): Raw => ({ url: 'https://hooks.example.com/vault', secret: WHSEC, events: ['token.*'], ...over });
 
 /** A production configuration with every secret from the environment: no warnings. */
 function productionSetup(): { raw: Raw; env: Env } {
@@ -230,7 +233,14 @@ describe('every error names the path of the bad field', () => {
     ['refresh.leaseSeconds', { refresh: { leaseSeconds: 1 } }],
     ['callers[0].name', { callers: [caller({ key: undefined, keys: ['k'], name: 'has space' })] }],
     ['callers[0].providers[0]', { callers: [caller({ key: undefined, keys: ['k'], providers: ['Not Valid'] })] }],
-    ['webhooks.subscribers[0].events', { webhooks: { subscribers: [{ url: 'https://hooks.example/v', secret: 's', events: [] }] } }],
+    ['webhooks.subscribers[0].events', { webhooks: { subscribers: [subscriber({ events: [] })] } }],
+    ['webhooks.subscribers[0].events[0]', { webhooks: { subscribers: [subscriber({ events: ['token.revokd'] })] } }],
+    ['webhooks.subscribers[0].secret', { webhooks: { subscribers: [subscriber({ secret: 'not-a-whsec-secret' })] } }],
+    ['webhooks.subscribers[0].secrets[1]', { webhooks: { subscribers: [subscriber({ secret: undefined, secrets: [WHSEC, 'whsec_dG9vc2hvcnQ='] })] } }],
+    ['webhooks.subscribers[1].name', { webhooks: { subscribers: [subscriber({ name: 'hooks' }), subscriber({ name: 'hooks' })] } }],
+    ['webhooks.retrySchedule', { webhooks: { retrySchedule: [] } }],
+    ['providers.github.inboundWebhook.verifier', { providers: { github: github({ inboundWebhook: { verifier: 'gitlab', secret: 's' } }) } }],
+    ['providers.github.inboundWebhook.secrets', { providers: { github: github({ inboundWebhook: { toleranceSeconds: 60 } }) } }],
   ])('%s', (path, raw) => {
     const issues = issuesIn('development', raw);
     expect(issues.length).toBeGreaterThan(0);
@@ -654,7 +664,7 @@ describe('production mode', () => {
     ],
     [
       'webhooks.subscribers[0].url',
-      { webhooks: { subscribers: [{ url: 'http://hooks.internal/vault', secret: { env: 'GITHUB_CLIENT_SECRET' }, events: ['token.*'] }] } },
+      { webhooks: { subscribers: [subscriber({ url: 'http://hooks.internal/vault' })] } },
     ],
   ])('refuses a non-loopback http:// URL at %s', (path, over) => {
     const { raw, env } = productionSetup();
@@ -758,22 +768,52 @@ describe('settings accepted but inert', () => {
     const inert: Raw = {
       server: { publicPort: 8443 },
       connect: { returnTo: ['https://app.example.com/integrations'] },
-      webhooks: { subscribers: [{ url: 'https://hooks.example.com/vault', secrets: [{ env: 'WEBHOOK_SECRET' }], events: ['token.*'] }] },
     };
-    const provider = { preset: 'github', inboundWebhook: { secret: { env: 'WEBHOOK_SECRET' } }, clientSecret: { env: 'GITHUB_CLIENT_SECRET' } };
+    const provider = { preset: 'github', clientSecret: { env: 'GITHUB_CLIENT_SECRET' } };
     const { raw, env } = productionSetup();
-    const loadedDev = dev({ ...inert, providers: { github: github(provider) } }, { ...env, WEBHOOK_SECRET: 'whsec_x' });
-    const loadedProd = prod({ ...raw, ...inert, providers: { github: github(provider) } }, { ...env, WEBHOOK_SECRET: 'whsec_x' });
+    const loadedDev = dev({ ...inert, providers: { github: github(provider) } }, env);
+    const loadedProd = prod({ ...raw, ...inert, providers: { github: github(provider) } }, env);
     for (const loaded of [loadedDev, loadedProd]) {
       expect(loaded.warnings).toHaveLength(1);
-      for (const path of ['server.publicPort', 'connect', 'webhooks', 'providers.github.preset', 'providers.github.inboundWebhook']) {
+      for (const path of ['server.publicPort', 'connect', 'providers.github.preset']) {
         expect(loaded.warnings[0]).toContain(path);
       }
     }
   });
 
-  test('a configuration without them has no such warning', () => {
+  test('a configuration without them has no such warning; webhooks, revocationUrl and inboundWebhook now act', () => {
     expect(dev({ providers: { github: github() } }).warnings).toEqual([]);
+    const acting = dev({
+      webhooks: { subscribers: [subscriber()] },
+      providers: { github: github({ revocationUrl: 'https://github.example/revoke', inboundWebhook: { verifier: 'github', secret: 'gh-hook-secret' } }) },
+    });
+    expect(acting.warnings).toEqual([]);
+  });
+});
+
+describe('webhooks', () => {
+  test('defaults: the Standard Webhooks retry schedule, a 10 s timeout, no subscribers', () => {
+    const { webhooks } = dev({}).config;
+    expect(webhooks).toEqual({ subscribers: [], retrySchedule: [0, 5, 300, 1800, 7200, 18000, 36000, 36000], timeoutSeconds: 10 });
+  });
+
+  test('a subscriber takes one secret or several (rotation), is named by its URL unless named, and keeps its filters', () => {
+    const second = `whsec_${Buffer.alloc(24, 9).toString('base64')}`;
+    const { subscribers } = dev({ webhooks: { subscribers: [subscriber(), subscriber({ name: 'billing', secret: undefined, secrets: [WHSEC, second], events: ['*'] })] } }).config.webhooks;
+    expect(subscribers.map((s) => [s.name, s.secrets.map((secret) => secret.reveal()), s.events])).toEqual([
+      ['https://hooks.example.com/vault', [WHSEC], ['token.*']],
+      ['billing', [WHSEC, second], ['*']],
+    ]);
+  });
+
+  test('an inbound webhook takes one secret or several; the verifier defaults to generic and the tolerance to 300 s', () => {
+    const loaded = dev({ providers: { github: github({ inboundWebhook: { secrets: ['old', 'new'] } }) } });
+    const { inboundWebhook } = oauth2(loaded, 'github');
+    expect(inboundWebhook && { ...inboundWebhook, secrets: inboundWebhook.secrets.map((secret) => secret.reveal()) }).toEqual({
+      verifier: 'generic',
+      secrets: ['old', 'new'],
+      toleranceSeconds: 300,
+    });
   });
 });
 

@@ -4,8 +4,9 @@ import { credentialParams, requireProvider } from '../../ids';
 import { expectedVersion } from '../../preconditions';
 
 /**
- * DELETE /tokens/:user/:provider — 204, or 404 when there is nothing to delete. Upstream
- * revocation (RFC 7009) is not part of this version: the credential is deleted locally only.
+ * DELETE /tokens/:user/:provider — 204, or 404 when there is nothing to delete. The credential
+ * is gone locally when this answers; when the provider has a revocationUrl its tokens are
+ * revoked upstream (RFC 7009) in the background, retried until the provider answers.
  */
 export function deleteToken(deps: Deps) {
   return endpoint(deps, {
