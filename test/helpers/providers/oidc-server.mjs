@@ -8,7 +8,7 @@
 // stdin closes, so a crashed test runner cannot leave it behind.
 //
 // A plain node:http server sits in front of provider.callback(): it records every request to the
-// token endpoint, can answer it itself in a failure mode, and serves test-control routes under
+// token and revocation endpoints, can answer them itself in a failure mode, and serves test-control routes under
 // /__test/ (JSON in, JSON out). See test/helpers/providers/oidc.ts for the typed client.
 import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
@@ -57,6 +57,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
+    introspection: { enabled: true },
   },
   findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
   // By default refresh tokens come only with offline_access and prompt=consent.
@@ -126,34 +127,37 @@ provider.on('server_error', (ctx, err) => {
   if (ctx.path === REVOCATION_PATH) countError(counters.revocation, 'server_error');
 });
 
-// ---- failure modes for the token endpoint ----------------------------------------------------
+// ---- failure modes for the token and revocation endpoints ------------------------------------
 
 const MODES = new Set(['normal', 'status', 'slow', 'hang']);
-let mode = { mode: 'normal' };
+const ENDPOINTS = new Set(['token', 'revocation']);
+const modes = { token: { mode: 'normal' }, revocation: { mode: 'normal' } };
 const hung = new Set();
 
 function setMode(input) {
   if (!input || !MODES.has(input.mode)) throw new HttpError(400, `mode must be one of ${[...MODES].join(', ')}`);
+  const endpoint = input.endpoint ?? 'token';
+  if (!ENDPOINTS.has(endpoint)) throw new HttpError(400, 'endpoint must be "token" or "revocation"');
   if (input.mode === 'status' && !(Number.isInteger(input.status) && input.status >= 100 && input.status <= 599)) {
     throw new HttpError(400, 'mode "status" needs an integer status');
   }
   if (input.times !== undefined && !(Number.isInteger(input.times) && input.times >= 0)) {
     throw new HttpError(400, 'times must be a non-negative integer');
   }
-  mode = input.mode === 'normal' ? { mode: 'normal' } : { ...input, remaining: input.times };
+  modes[endpoint] = input.mode === 'normal' ? { mode: 'normal' } : { ...input, remaining: input.times };
 }
 
-/** The mode for this token request; counts it against `times`. */
-function takeMode() {
-  if (mode.mode === 'normal') return mode;
-  const current = mode;
+/** The mode for this request to `endpoint`; counts it against `times`. */
+function takeMode(endpoint) {
+  const current = modes[endpoint];
+  if (current.mode === 'normal') return current;
   if (current.remaining !== undefined) {
     if (current.remaining <= 0) {
-      mode = { mode: 'normal' };
-      return mode;
+      modes[endpoint] = { mode: 'normal' };
+      return modes[endpoint];
     }
     current.remaining -= 1;
-    if (current.remaining === 0) mode = { mode: 'normal' };
+    if (current.remaining === 0) modes[endpoint] = { mode: 'normal' };
   }
   return current;
 }
@@ -237,7 +241,8 @@ async function control(req, res, path) {
       setMode(await readJson(req));
       return sendJson(res, 200, {});
     case 'POST /__test/reset':
-      mode = { mode: 'normal' };
+      modes.token = { mode: 'normal' };
+      modes.revocation = { mode: 'normal' };
       counters = emptyCounters();
       recorded = [];
       for (const r of hung) r.destroy();
@@ -248,16 +253,18 @@ async function control(req, res, path) {
   }
 }
 
-async function tokenEndpoint(req, res, path, passThrough) {
+/** The token and revocation endpoints: recorded, then answered by a failure mode or by oidc-provider. */
+async function recordedEndpoint(req, res, path, passThrough) {
   const raw = await readBody(req);
   const form = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
   recorded.push({ method: req.method, path, headers: req.headers, form, body: raw.toString('utf8'), receivedAt: Date.now() });
-  counters.token.total += 1;
+  const endpoint = path === REVOCATION_PATH ? 'revocation' : 'token';
+  if (endpoint === 'token') counters.token.total += 1;
   // oidc-provider reads an already consumed body from req.body.
   req.body = raw;
   req.testForm = form;
 
-  const current = takeMode();
+  const current = takeMode(endpoint);
   switch (current.mode) {
     case 'status':
       counters.injected += 1;
@@ -282,12 +289,13 @@ const server = createServer((req, res) => {
   const path = new URL(req.url ?? '/', issuer).pathname;
   const work = async () => {
     if (path.startsWith('/__test/')) return control(req, res, path);
-    if (req.method === 'POST' && path === TOKEN_PATH) return tokenEndpoint(req, res, path, passThrough);
+    if (req.method === 'POST' && path === TOKEN_PATH) return recordedEndpoint(req, res, path, passThrough);
     if (req.method === 'POST' && path === REVOCATION_PATH) {
       counters.revocation.total += 1;
       res.once('finish', () => {
         if (res.statusCode === 200) counters.revocation.success += 1;
       });
+      return recordedEndpoint(req, res, path, passThrough);
     }
     return passThrough(req, res);
   };

@@ -64,9 +64,13 @@ export interface RecordedTokenRequest {
   receivedAt: number;
 }
 
-/** How the wrapper answers POST /token; `times` limits it to the next N token requests. */
-export type OidcMode =
-  | { mode: 'normal' }
+/**
+ * How the wrapper answers POST /token (or, with `endpoint: 'revocation'`, POST
+ * /token/revocation); `times` limits it to the next N requests to that endpoint.
+ */
+export type OidcMode = ({ mode: 'normal' } | OidcFailure) & { endpoint?: 'token' | 'revocation' };
+
+type OidcFailure =
   | {
       mode: 'status';
       status: number;
@@ -159,6 +163,12 @@ export class OidcServer {
   /** A refresh_token grant as an RFC 6749 §6 client sends it (for scenarios outside the vault). */
   refresh(refreshToken: string, client: 'basic' | 'post' = 'basic'): Promise<TokenResponse> {
     return this.post(this.tokenUrl, { grant_type: 'refresh_token', refresh_token: refreshToken }, client);
+  }
+
+  /** RFC 7662 introspection: whether the provider still honours a token. */
+  async active(token: string, client: 'basic' | 'post' = 'basic'): Promise<boolean> {
+    const answer = await this.post(`${this.issuer}/token/introspection`, { token }, client);
+    return answer.body.active === true;
   }
 
   /** RFC 7009 revocation; revoking either token of a grant revokes the whole grant. */
