@@ -25,6 +25,7 @@ const secrets = {
   clientSecret: secret('cs'),
   consumerSecret: secret('cons'),
   wrongApiKey: secret('wrongkey'),
+  webhookSecret: `whsec_${randomBytes(32).toString('base64')}`,
 };
 
 beforeAll(async () => {
@@ -33,10 +34,15 @@ beforeAll(async () => {
   vault = await startVault({
     redis,
     logLevel: 'trace',
+    webhooks: true,
     config: (standard) => {
       const providers = standard.providers as Record<string, Record<string, unknown>>;
       (providers.github as Record<string, unknown>).clientSecret = secrets.clientSecret;
       (providers.twitter as Record<string, unknown>).consumerSecret = secrets.consumerSecret;
+      // Nothing listens on port 1: the deleted google credential waits, sealed, for its
+      // revocation, and its token.revoked webhook waits for the subscriber.
+      (providers.google as Record<string, unknown>).revocationUrl = 'http://127.0.0.1:1/revoke';
+      standard.webhooks = { subscribers: [{ name: 'down', url: 'http://127.0.0.1:1/hooks', secret: secrets.webhookSecret, events: ['*'] }] };
       return standard;
     },
   });
@@ -58,6 +64,14 @@ beforeAll(async () => {
   expect((await request(vault.app).get('/tokens/leak-check/twitter').set('Authorization', writer)).status).toBe(200);
   expect((await request(vault.app).get('/tokens/leak-check').set('Authorization', writer)).status).toBe(200);
   expect((await request(vault.app).delete('/tokens/leak-check/google').set('Authorization', writer)).status).toBe(204);
+  const deadline = Date.now() + 10_000;
+  const logged = (msg: string) => vault.logs.entries().some((entry) => entry.msg === msg);
+  while (!logged('upstream revocation failed; will retry') || !logged('webhook attempt failed; will retry')) {
+    if (Date.now() > deadline) throw new Error('the revocation and the webhook were not attempted');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  expect(await client.zcard(vault.deps.keys.revocations('leak-check'))).toBe(1);
+  expect(await client.zcard(vault.deps.keys.deliveries('pending'))).toBe(1);
 
   // Failure paths.
   const broken = `{"type":"oauth2","access_token":"${secrets.accessToken}",`;
