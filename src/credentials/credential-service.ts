@@ -65,9 +65,13 @@ export class CredentialService {
     expected: ExpectedVersion = ANY_VERSION,
   ): Promise<{ meta: CredentialMeta; created: boolean }> {
     try {
-      // Indexed before the write: an index entry may outlive its credential, never the other way round.
-      if (credential.accountId !== null) await this.deps.store.indexAccount(providerId, credential.accountId, user);
+      // Indexed before the write (an entry may outlive its credential, never the other way round)
+      // and again after it: a removal of this user's entry that ran meanwhile (a delete of the
+      // previous credential) must not leave the new one unfindable.
+      const { accountId } = credential;
+      if (accountId !== null) await this.deps.store.indexAccount(providerId, accountId, user);
       const written = await this.deps.sealed.write(user, providerId, provider, credential, expected);
+      if (accountId !== null) await this.deps.store.indexAccount(providerId, accountId, user);
       this.done('put', actor, user, providerId, 'ok', written.meta.version);
       return written;
     } catch (err) {
@@ -178,7 +182,7 @@ export class CredentialService {
       for (const user of await this.deps.store.usersOfAccount(providerId, accountId)) {
         const meta = await this.deps.store.meta(user, providerId);
         if (meta?.accountId !== accountId) {
-          await this.deps.store.unindexAccount(providerId, accountId, user);
+          await this.unindex(providerId, accountId, user);
           continue;
         }
         const version = await this.remove(user, providerId, { kind: 'exact', version: meta.version }, { reason: 'provider_webhook', actor }).catch(
@@ -215,7 +219,7 @@ export class CredentialService {
         if (deleted === null) return null;
         if (upstream) revoker.startNow(user, providerId, deleted);
         if (meta.accountId !== null) {
-          await store.unindexAccount(providerId, meta.accountId, user).catch(() => this.deps.logger.warn({ user, provider: providerId }, 'account index entry left behind'));
+          await this.unindex(providerId, meta.accountId, user).catch(() => this.deps.logger.warn({ user, provider: providerId }, 'account index entry left behind'));
         }
         this.deps.events.emit({ type: 'token.revoked', id: event.id, user, provider: providerId, reason: removal.reason, by: event.by, version: deleted });
         return deleted;
@@ -224,6 +228,16 @@ export class CredentialService {
         if (attempt >= DELETE_ATTEMPTS) throw new UnavailableError('the credential kept changing while it was being deleted; retry', 1);
       }
     }
+  }
+
+  /**
+   * Drops a user from an account's index entry, unless their credential carries the account
+   * again by then (a reconnect raced the removal): re-checked after removing, and put back.
+   */
+  private async unindex(providerId: string, accountId: string, user: string): Promise<void> {
+    const { store } = this.deps;
+    await store.unindexAccount(providerId, accountId, user);
+    if ((await store.meta(user, providerId))?.accountId === accountId) await store.indexAccount(providerId, accountId, user);
   }
 
   private done(

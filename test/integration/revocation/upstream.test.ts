@@ -96,7 +96,7 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
 
 /** Queue entries and sealed records of deleted credentials waiting for the provider, in a user's shard. */
 async function pendingRevocations(user: string): Promise<string[]> {
-  return (await inspect.zrange(vault.deps.keys.revocations(user), 0, -1)).filter((member) => parseRevocationMember(member)?.user === user);
+  return (await inspect.zrange(vault.deps.keys.revocations(user), '0', '-1')).filter((member) => parseRevocationMember(member)?.user === user);
 }
 
 async function kekCount(user: string): Promise<number> {
