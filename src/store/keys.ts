@@ -168,7 +168,8 @@ export class Keys {
     if (credential) return credential;
     const at = key.indexOf('}:revoke:');
     if (!key.startsWith(this.prefix) || at < 0) return null;
-    return parseRevocationMember(key.slice(at + '}:revoke:'.length));
+    const member = parseRevocationMember(key.slice(at + '}:revoke:'.length));
+    return member && { user: member.user, provider: member.provider };
   }
 
   /** SCAN pattern (with TYPE hash) covering every sealed record: credentials and pending revocations. */

@@ -1,5 +1,5 @@
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { dueMember, Keys, parseDueMember, SHARD_COUNT, shardOf } from '../../../src/store/keys';
+import { dueMember, Keys, parseDueMember, parseRevocationMember, revocationMember, SHARD_COUNT, shardOf } from '../../../src/store/keys';
 
 /** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), table-driven: independent of node:zlib. */
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
@@ -66,6 +66,8 @@ describe('key names', () => {
         keys.kekCounts(user),
         keys.versions(user),
         keys.outbox(user),
+        keys.revocations(user),
+        keys.revocation(user, 'github', 12),
       ];
       for (const name of names) {
         expect(name.startsWith(`tv:{${tag}}:`)).toBe(true);
@@ -83,6 +85,25 @@ describe('key names', () => {
     expect(keys.kekCounts('u42')).toBe(`tv:{s${n}}:kek`);
     expect(keys.versions('u42')).toBe(`tv:{s${n}}:seq`);
     expect(keys.outbox('u42')).toBe(`tv:{s${n}}:outbox`);
+    expect(keys.revocations('u42')).toBe(`tv:{s${n}}:revocations`);
+    expect(keys.revocation('u42', 'github', 12)).toBe(`tv:{s${n}}:revoke:12:u42:github`);
+    expect(keys.accountIndex('github', '583231')).toBe(`tv:{a${crc32('github:583231') % 1024}}:acct:github:583231`);
+    expect(keys.delivery('dlv_x')).toBe('tv:{webhooks}:delivery:dlv_x');
+    expect(keys.globalOutbox('keys')).toBe('tv:{keys}:outbox');
+    expect(keys.allOutboxes()).toHaveLength(1026);
+  });
+
+  test('sealed records are credentials and deleted credentials waiting for revocation; users with ":" parse back', () => {
+    const keys = new Keys('tv:');
+    for (const user of ['u42', 'a:b:c', 'x|1']) {
+      expect(keys.parseSealedKey(keys.credential(user, 'github'))).toEqual({ user, provider: 'github' });
+      expect(keys.parseSealedKey(keys.revocation(user, 'github', 7))).toEqual({ user, provider: 'github' });
+      expect(parseRevocationMember(revocationMember(user, 'github', 7))).toEqual({ user, provider: 'github', version: 7 });
+    }
+    for (const other of [keys.due('u42'), keys.kekCounts('u42'), keys.outbox('u42'), keys.revocations('u42'), 'other:{s1}:cred:u:p']) {
+      expect(keys.parseSealedKey(other)).toBeNull();
+    }
+    expect(parseRevocationMember('x:u42:github')).toBeNull();
   });
 
   test('the per-shard keys by number are the same keys a user of that shard uses', () => {
@@ -92,6 +113,7 @@ describe('key names', () => {
       expect(keys.shardKey(shard, 'due')).toBe(keys.due(user));
       expect(keys.shardKey(shard, 'kek')).toBe(keys.kekCounts(user));
       expect(keys.shardKey(shard, 'outbox')).toBe(keys.outbox(user));
+      expect(keys.shardKey(shard, 'revocations')).toBe(keys.revocations(user));
     }
   });
 
