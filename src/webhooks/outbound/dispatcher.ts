@@ -99,11 +99,18 @@ export class WebhookDispatcher {
   private async attempt(id: string, owner: string): Promise<void> {
     const { deliveries, metrics, logger, audit, settings } = this.deps;
     const delivery = await deliveries.get(id);
-    if (!delivery) return;
+    if (!delivery) {
+      // Its record is gone (edited away in Redis): completing it drops the id from the queue.
+      await deliveries.complete(id, owner, { result: 'failed', delayMs: 0, status: null, reason: 'delivery record missing' });
+      return;
+    }
     const subscriber = this.subscribers.get(delivery.subscriber);
+    // A subscriber this replica does not know may be one a newer configuration on another
+    // replica added (a rolling deploy): retried on the schedule, so a replica that knows it
+    // sends it; a subscriber removed everywhere becomes a dead letter when the schedule ends.
     const outcome: Attempt = subscriber
       ? await this.send(delivery, subscriber)
-      : { result: 'failed', status: null, reason: 'subscriber no longer configured' };
+      : { result: 'retry', status: null, reason: 'subscriber not configured on this replica' };
     // attempts counts the tries before this one; the schedule holds the delay before each try.
     const next = delivery.attempts + 1;
     if (outcome.result === 'retry' && next >= settings.retrySchedule.length) outcome.result = 'failed';
