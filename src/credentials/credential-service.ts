@@ -1,6 +1,6 @@
+import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import type { ProviderConfig } from '../config/schema';
-import type { Logger } from 'pino';
 import { InvalidRequestError, NotFoundError, PreconditionFailedError, ProviderError, ProviderUnavailableError, ReauthRequiredError, UnavailableError } from '../errors';
 import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
