@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { OAuth2ProviderConfig, ProviderConfig } from '../config/schema';
+import type { ProviderConfig } from '../config/schema';
 import type { AuditLog } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { OAuth2Client, RevokeResult } from '../providers/oauth2-client';
@@ -99,7 +99,7 @@ export class Revoker {
       const result = await this.deps.client.revoke({ ...provider, revocationUrl: provider.revocationUrl }, token, hint);
       if (result.outcome === 'revoked') continue;
       if (result.outcome === 'error') return this.finish(user, providerId, version, 'gave_up', `the provider refused the revocation: ${result.reason}`);
-      return this.retry(pending.attempts, user, provider, providerId, version, result);
+      return this.retry(pending.attempts, user, providerId, version, result, new URL(provider.revocationUrl).host);
     }
     logger.info({ user, provider: providerId }, 'revoked upstream');
     return this.finish(user, providerId, version, 'revoked', 'ok');
@@ -108,17 +108,17 @@ export class Revoker {
   private async retry(
     attempts: number,
     user: string,
-    provider: OAuth2ProviderConfig,
     providerId: string,
     version: number,
     result: Extract<RevokeResult, { outcome: 'transient' }>,
+    host: string,
   ): Promise<void> {
     const delay = REVOCATION_RETRY_SECONDS[attempts];
     if (delay === undefined) return this.finish(user, providerId, version, 'gave_up', `still failing after ${attempts + 1} attempts: ${result.reason}`);
     const seconds = Math.max(delay, Math.min(result.retryAfterSeconds ?? 0, MAX_RETRY_AFTER_SECONDS));
     await this.deps.store.retryRevocation(user, providerId, version, seconds * 1000, result.reason);
     this.deps.metrics.revocations.inc({ provider: providerId, outcome: 'retry' });
-    this.deps.logger.warn({ user, provider: providerId, reason: result.reason, retry_in_s: seconds, host: new URL(provider.revocationUrl!).host }, 'upstream revocation failed; will retry');
+    this.deps.logger.warn({ user, provider: providerId, reason: result.reason, retry_in_s: seconds, host }, 'upstream revocation failed; will retry');
   }
 
   private async finish(user: string, providerId: string, version: number, outcome: Exclude<Outcome, 'retry'>, reason: string): Promise<void> {

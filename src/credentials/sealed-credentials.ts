@@ -34,14 +34,14 @@ export class SealedCredentials {
     expected: ExpectedVersion = ANY_VERSION,
     recovery?: CredentialWrite['recovery'],
   ): Promise<{ meta: CredentialMeta; created: boolean; recovered: boolean }> {
-    const blob = await this.deps.envelope.seal(encodeCredential(credential), { user, provider: providerId });
+    const { blob, kekId } = await this.seal(user, providerId, credential);
     const oauth2 = credential.type === 'oauth2' ? credential : null;
     const write = {
       user,
       provider: providerId,
       type: credential.type,
       state: 'active' as const,
-      kekId: decodeEnvelope(blob).kekId,
+      kekId,
       blob,
       expiresAt: oauth2?.expiresAt ?? null,
       refreshAt: this.refreshAtFor(credential, provider),
@@ -69,7 +69,7 @@ export class SealedCredentials {
     }
   }
 
-  /** Seals a credential for its place without storing it (records that are not credentials: pending revocations). */
+  /** Seals a credential for its place (also for records that are not credentials: pending revocations). */
   async seal(user: string, providerId: string, credential: Credential): Promise<{ blob: Buffer; kekId: string }> {
     const blob = await this.deps.envelope.seal(encodeCredential(credential), { user, provider: providerId });
     return { blob, kekId: decodeEnvelope(blob).kekId };
