@@ -245,12 +245,8 @@ function isCallerKey(value: unknown): value is CallerKeyHash {
  * among those an operator may rely on for safety or for something to happen. Read from the raw
  * file, so defaults do not count as set.
  */
-const INERT_PATHS = [
-  'server.publicUrl',
-  'server.publicPort',
-  'connect',
-];
-const INERT_PROVIDER_FIELDS = ['preset'];
+const INERT_PATHS = ['server.publicPort'];
+const INERT_PROVIDER_FIELDS: string[] = [];
 
 function inertSettings(raw: Record<string, unknown>): string[] {
   const at = (path: string): unknown =>

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { WEBHOOK_EVENT_TYPES } from '../events/event-bus';
+import { applyPreset } from '../providers/catalog';
 import { Secret } from '../secret';
 import { matchesAnyEvent, STANDARD_RETRY_SCHEDULE } from '../webhooks/outbound/subscribers';
 import { webhookSecretBytes } from '../webhooks/outbound/signer';
@@ -140,8 +141,16 @@ export function buildConfigSchema(source: SecretSource) {
     authorizationUrl: url.optional(),
     deviceAuthorizationUrl: url.optional(),
     userinfoUrl: url.optional(),
+    /** Where the account id is in the userinfo answer. */
+    accountIdField: z.string().min(1).default('sub'),
     scopes: z.array(z.string().min(1)).default([]),
+    scopeSeparator: z.enum([' ', ',']).default(' '),
+    /** Extra parameters of the authorization URL (Google's access_type=offline). */
+    authorizationParams: z.record(z.string(), z.string()).default({}),
+    pkce: z.boolean().default(true),
     defaultLifetimeSeconds: z.number().int().min(60).default(3600),
+    /** For refresh tokens that expire without the token answer saying when. */
+    refreshTokenLifetimeSeconds: z.number().int().min(60).optional(),
     maxConcurrency: z.number().int().min(1).max(1024).default(16),
   });
 
@@ -158,15 +167,33 @@ export function buildConfigSchema(source: SecretSource) {
       requestTokenUrl: url.optional(),
       authorizeUrl: url.optional(),
       accessTokenUrl: url.optional(),
+      /** Extra parameters of the authorize URL (Trello's name, scope and expiration). */
+      authorizeParams: z.record(z.string(), z.string()).default({}),
+      /** Which access-token answer field is the account id (Twitter's user_id). */
+      accountIdField: z.string().min(1).optional(),
     })
     .refine((p) => p.signatureMethod !== 'RSA-SHA1' || p.privateKey !== undefined, {
       message: 'RSA-SHA1 needs privateKey',
       path: ['privateKey'],
+    })
+    // A PLAINTEXT signature is the secrets themselves: it would hand them to every caller.
+    .refine((p) => !(p.signOnly && p.signatureMethod === 'PLAINTEXT'), {
+      message: 'a signOnly provider cannot use PLAINTEXT: its signatures contain the token secret',
+      path: ['signatureMethod'],
     });
 
-  const provider = z.discriminatedUnion('type', [oauth2Provider, oauth1Provider], {
-    error: 'type must be "oauth2" or "oauth1"',
-  });
+  // `preset: google` fills in what the catalog knows before the entry is checked.
+  const provider = z.preprocess(
+    (entry, ctx) => {
+      if (!isRecord(entry)) return entry;
+      const applied = applyPreset(entry);
+      for (const issue of applied.issues) ctx.issues.push({ code: 'custom', message: issue.message, path: issue.path, input: entry });
+      return applied.entry;
+    },
+    z.discriminatedUnion('type', [oauth2Provider, oauth1Provider], {
+      error: 'type must be "oauth2" or "oauth1"',
+    }),
+  );
 
   const caller = z
     .strictObject({
