@@ -40,6 +40,7 @@ function oauth2(access: string, refresh: string, idToken: string | null, scope: 
     tokenType: 'Bearer',
     scope,
     expiresAt: now + 3600_000,
+    refreshExpiresAt: null,
     issuedAt: now,
     accountId: '12345678',
     metadata: null,

@@ -41,6 +41,7 @@ async function main(): Promise<Figure[]> {
       tokenType: 'Bearer',
       scope: 'repo',
       expiresAt: due ? now - 1000 : now + 3_600_000,
+      refreshExpiresAt: null,
       issuedAt: due ? now - 3_600_000 : now,
       accountId: null,
       metadata: null,

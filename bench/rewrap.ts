@@ -40,6 +40,7 @@ async function main(): Promise<void> {
       tokenType: 'Bearer',
       scope: 'repo',
       expiresAt: now + 3_600_000,
+      refreshExpiresAt: null,
       issuedAt: now,
       accountId: null,
       metadata: null,

@@ -21,6 +21,7 @@ import { KeyringError } from './crypto/keyring';
 import { createAuditLog, createLogger, type AuditLog } from './observability/logger';
 import { InProcessEventBus, type EventBus } from './events/event-bus';
 import { Metrics } from './observability/metrics';
+import { hooksOf } from './providers/catalog';
 import { OAuth2Client } from './providers/oauth2-client';
 import { Refresher } from './refresh/refresher';
 import { Scheduler } from './refresh/scheduler';
@@ -167,6 +168,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     clock,
     redis,
     providers,
+    hooks: (id) => hooksOf(providers.get(id) ?? {}),
     settings: {
       leaseSeconds: config.refresh.leaseSeconds,
       maxBackoffSeconds: config.refresh.maxBackoffSeconds,

@@ -7,7 +7,7 @@ import type { AuditLog } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { RefreshOutcome, Refresher } from '../refresh/refresher';
 import { ANY_VERSION, type CredentialMeta, type CredentialStore, type ExpectedVersion } from '../store/credential-store';
-import type { Credential, OAuth2Credential } from './credential';
+import { APP_USER, type Credential, type OAuth2Credential } from './credential';
 import type { Revoker } from './revoker';
 import type { SealedCredentials } from './sealed-credentials';
 
@@ -83,12 +83,22 @@ export class CredentialService {
   /**
    * The credential to hand out, refreshed first when its access token expires within
    * min(min_ttl, lifetime / 2). When a refresh fails for a transient reason and the old token
-   * is still valid, the old one is returned with `stale: true`.
+   * is still valid, the old one is returned with `stale: true`. The app token of a
+   * client-credentials provider is minted on first use.
    */
-  async reveal(actor: Actor, user: string, providerId: string, minTtlSeconds = DEFAULT_MIN_TTL_SECONDS): Promise<{ meta: CredentialMeta; credential: Credential; stale: boolean }> {
-    const { store, sealed, clock } = this.deps;
+  async reveal(
+    actor: Actor,
+    user: string,
+    providerId: string,
+    minTtlSeconds = DEFAULT_MIN_TTL_SECONDS,
+    provider?: ProviderConfig,
+  ): Promise<{ meta: CredentialMeta; credential: Credential; stale: boolean }> {
+    const { store, sealed, clock, refresher } = this.deps;
+    const appToken = provider?.type === 'oauth2' && provider.grant === 'client_credentials';
+    const isFresh = (_: unknown, current: OAuth2Credential) => !needsRefresh(current, minTtlSeconds, clock.now());
     const stored = await store.get(user, providerId);
     if (!stored) {
+      if (appToken && user === APP_USER) return this.served(actor, user, providerId, await refresher.appToken(providerId, isFresh));
       this.done('reveal', actor, user, providerId, 'not_found');
       throw notFound(providerId);
     }
@@ -103,19 +113,24 @@ export class CredentialService {
       return { meta, credential, stale: false };
     }
     const outcome =
-      credential.refreshToken === null
+      credential.refreshToken === null && !appToken
         ? ({ kind: 'no_refresh_token' } as const)
-        : await this.deps.refresher.refresh(user, providerId, 'on_demand', (_, current) => !needsRefresh(current, minTtlSeconds, clock.now()));
-    if (outcome.kind === 'refreshed' || outcome.kind === 'fresh') {
-      this.done('reveal', actor, user, providerId, 'ok', outcome.meta.version);
-      return { meta: outcome.meta, credential: outcome.credential, stale: false };
-    }
+        : await refresher.refresh(user, providerId, 'on_demand', isFresh);
     const stillValid = credential.expiresAt !== null && credential.expiresAt > clock.now();
     if (stillValid && (outcome.kind === 'failed' || outcome.kind === 'no_refresh_token')) {
       this.done('reveal', actor, user, providerId, 'ok', stored.version);
       return { meta, credential, stale: outcome.kind === 'failed' };
     }
-    this.done('reveal', actor, user, providerId, 'refused', stored.version);
+    return this.served(actor, user, providerId, outcome, stored.version);
+  }
+
+  /** The answer to a reveal that needed the refresher: the credential it left, or the error it ended with. */
+  private served(actor: Actor, user: string, providerId: string, outcome: RefreshOutcome, version?: number): { meta: CredentialMeta; credential: Credential; stale: boolean } {
+    if (outcome.kind === 'refreshed' || outcome.kind === 'fresh') {
+      this.done('reveal', actor, user, providerId, 'ok', outcome.meta.version);
+      return { meta: outcome.meta, credential: outcome.credential, stale: false };
+    }
+    this.done('reveal', actor, user, providerId, outcome.kind === 'gone' ? 'not_found' : 'refused', version);
     throw outcomeError(outcome, providerId);
   }
 

@@ -17,6 +17,8 @@ export interface OAuth2Credential {
   expiresAt: number | null;
   /** When this access token was obtained (ms); its lifetime is expiresAt − issuedAt. */
   issuedAt: number;
+  /** ms since the epoch when the refresh token dies, when the provider said or the preset knows. */
+  refreshExpiresAt: number | null;
   accountId: string | null;
   metadata: Record<string, unknown> | null;
 }
@@ -53,6 +55,8 @@ const payloadSchema = z.discriminatedUnion('type', [
     token_type: z.string(),
     scope: z.string().nullable(),
     expires_at: z.number().nullable(),
+    // Added after the first records were written: absent means unknown.
+    refresh_expires_at: z.number().nullable().optional(),
   }),
   z.object({ ...common, type: z.literal('oauth1'), oauth_token: z.string(), oauth_token_secret: z.string() }),
 ]);
@@ -71,6 +75,7 @@ export function encodeCredential(credential: Credential): Buffer {
           token_type: credential.tokenType,
           scope: credential.scope,
           expires_at: credential.expiresAt,
+          refresh_expires_at: credential.refreshExpiresAt,
         }
       : { ...base, type: 'oauth1', oauth_token: credential.oauthToken.reveal(), oauth_token_secret: credential.oauthTokenSecret.reveal() };
   return Buffer.from(JSON.stringify(payload), 'utf8');
@@ -100,5 +105,9 @@ export function decodeCredential(plaintext: Buffer): Credential {
     tokenType: p.token_type,
     scope: p.scope,
     expiresAt: p.expires_at,
+    refreshExpiresAt: p.refresh_expires_at ?? null,
   };
 }
+
+/** The user id app tokens (client credentials) are kept under; user ids starting with `_` are reserved for it. */
+export const APP_USER = '_app';

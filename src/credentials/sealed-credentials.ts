@@ -76,7 +76,9 @@ export class SealedCredentials {
   }
 
   private refreshAtFor(credential: Credential, provider: ProviderConfig): number | null {
-    if (credential.type !== 'oauth2' || credential.refreshToken === null || provider.type !== 'oauth2') return null;
+    if (credential.type !== 'oauth2' || provider.type !== 'oauth2') return null;
+    // An app token renews with the client's own credentials; a user's token needs its refresh token.
+    if (credential.refreshToken === null && provider.grant !== 'client_credentials') return null;
     return refreshAt(credential.issuedAt, credential.expiresAt, provider.defaultLifetimeSeconds, this.deps.schedule, this.deps.random);
   }
 }

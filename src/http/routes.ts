@@ -3,6 +3,7 @@ import type { Deps } from '../deps';
 import { getRewrap, listKeys, recountKeys, reloadKeys, startRewrap } from './endpoints/admin/keys';
 import { listDeliveries, retryDelivery } from './endpoints/admin/webhook-deliveries';
 import { healthz, metrics, readyz } from './endpoints/health/probes';
+import { deleteAppToken, getAppToken } from './endpoints/tokens/app-token';
 import { deleteToken } from './endpoints/tokens/delete-token';
 import { deleteUserTokens } from './endpoints/tokens/delete-user-tokens';
 import { getToken } from './endpoints/tokens/get-token';
@@ -17,6 +18,9 @@ export function registerRoutes(app: Express, deps: Deps): void {
   app.get('/readyz', readyz(deps));
   app.get('/metrics', metrics(deps));
 
+  // Before /tokens/:user/:provider: "_app" is not a user.
+  app.get('/tokens/_app/:provider', getAppToken(deps));
+  app.delete('/tokens/_app/:provider', deleteAppToken(deps));
   app.put('/tokens/:user/:provider', putToken(deps));
   app.get('/tokens/:user/:provider', getToken(deps));
   app.delete('/tokens/:user/:provider', deleteToken(deps));

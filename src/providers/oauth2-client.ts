@@ -9,10 +9,30 @@ export interface TokenSet {
   refreshToken: string | null;
   /** Seconds; null when the provider sent none (or nothing usable). */
   expiresIn: number | null;
+  /** Seconds the refresh token lives, when the answer says (`refresh_token_expires_in`, Intuit's `x_refresh_token_expires_in`). */
+  refreshExpiresIn: number | null;
   scope: string | null;
   tokenType: string | null;
   idToken: string | null;
+  /** The account id a provider hook found in the answer (Slack's team and user). */
+  accountId: string | null;
 }
+
+/** RFC 8628 §3.2: what the device authorization endpoint answered. */
+export interface DeviceAuthorization {
+  deviceCode: string;
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete: string | null;
+  expiresIn: number;
+  /** Seconds between polls; RFC 8628 says 5 when absent. */
+  interval: number;
+}
+
+export type DeviceAuthorizationResult =
+  | { outcome: 'ok'; authorization: DeviceAuthorization }
+  | { outcome: 'transient'; reason: string; retryAfterSeconds: number | null }
+  | { outcome: 'error'; reason: string };
 
 /**
  * The outcome of one refresh, classified for what the vault must do next:
@@ -24,12 +44,15 @@ export interface TokenSet {
  *                  redirects): not retried quickly, logged
  * `reason` is a short, fixed description safe to log: never a token, never provider text.
  */
-export type RefreshResult =
+export type TokenResult =
   | { outcome: 'ok'; tokens: TokenSet; secretIndex: number }
   | { outcome: 'invalid_grant'; reason: string }
   | { outcome: 'invalid_client'; reason: string }
   | { outcome: 'transient'; reason: string; retryAfterSeconds: number | null }
   | { outcome: 'error'; reason: string };
+
+/** A refresh is one kind of token request. */
+export type RefreshResult = TokenResult;
 
 /**
  * The outcome of one RFC 7009 revocation: revoked (or nothing to revoke), transient (5xx, 429,
@@ -51,8 +74,13 @@ export interface OAuth2ClientOptions {
 }
 
 const FORM = 'application/x-www-form-urlencoded';
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
-/** RFC 6749 §6 refresh and RFC 7009 revocation requests. Never follows redirects: that would re-send the secrets elsewhere. */
+/**
+ * Token requests (RFC 6749 §4.1.3 code exchange, §4.4 client credentials, §6 refresh, RFC 8628
+ * device code), RFC 8628 device authorization, RFC 7009 revocation and the userinfo call. Never
+ * follows redirects: that would re-send the secrets elsewhere.
+ */
 export class OAuth2Client {
   private readonly fetch: typeof fetch;
   private readonly now: () => number;
@@ -66,13 +94,69 @@ export class OAuth2Client {
    * Refreshes with the first client secret; on `invalid_client` tries the next one, so a client
    * secret can be rotated at the provider while the vault holds both.
    */
-  async refresh(provider: OAuth2ProviderConfig, refreshToken: Secret, hooks: ProviderHooks = standardHooks): Promise<RefreshResult> {
-    let result: RefreshResult = { outcome: 'invalid_client', reason: 'no client secret configured' };
-    for (const [index, secret] of provider.clientSecret.entries()) {
-      result = await this.attempt(provider, secret, refreshToken, hooks, index);
-      if (result.outcome !== 'invalid_client') return result;
+  refresh(provider: OAuth2ProviderConfig, refreshToken: Secret, hooks: ProviderHooks = standardHooks): Promise<TokenResult> {
+    return this.tokenRequest(provider, { grant_type: 'refresh_token', refresh_token: refreshToken.reveal() }, hooks);
+  }
+
+  /** RFC 6749 §4.1.3 with the RFC 7636 code verifier. */
+  exchangeCode(provider: OAuth2ProviderConfig, grant: { code: string; redirectUri: string; codeVerifier: Secret | null }, hooks: ProviderHooks = standardHooks): Promise<TokenResult> {
+    const fields: Record<string, string> = { grant_type: 'authorization_code', code: grant.code, redirect_uri: grant.redirectUri };
+    if (grant.codeVerifier !== null) fields.code_verifier = grant.codeVerifier.reveal();
+    return this.tokenRequest(provider, fields, hooks);
+  }
+
+  /** RFC 6749 §4.4: an app token for the client itself. */
+  clientCredentials(provider: OAuth2ProviderConfig, hooks: ProviderHooks = standardHooks): Promise<TokenResult> {
+    return this.tokenRequest(provider, { grant_type: 'client_credentials', ...this.scopeField(provider) }, hooks);
+  }
+
+  /** RFC 8628 §3.4 poll; `authorization_pending`, `slow_down`, `access_denied` and `expired_token` come back as errors. */
+  pollDevice(provider: OAuth2ProviderConfig, deviceCode: Secret, hooks: ProviderHooks = standardHooks): Promise<TokenResult> {
+    return this.tokenRequest(provider, { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode.reveal() }, hooks);
+  }
+
+  /** RFC 8628 §3.1. Google names the URI `verification_url`; both are read. */
+  async deviceAuthorization(provider: OAuth2ProviderConfig & { deviceAuthorizationUrl: string }): Promise<DeviceAuthorizationResult> {
+    const secret = provider.clientSecret[0]!;
+    const answer = await this.post(provider, provider.deviceAuthorizationUrl, secret, { client_id: provider.clientId, ...this.scopeField(provider) });
+    if (answer.kind === 'unreachable') return { outcome: 'transient', reason: answer.reason, retryAfterSeconds: null };
+    const { response, text } = answer;
+    const { status } = response;
+    if (status >= 300 && status < 400) return { outcome: 'error', reason: `device authorization endpoint answered a redirect (HTTP ${status}); not followed` };
+    if (status === 429 || status >= 500) return { outcome: 'transient', reason: `HTTP ${status}`, retryAfterSeconds: retryAfter(response.headers.get('retry-after'), this.now()) };
+    const body = parseBody(response.headers.get('content-type'), text);
+    if (typeof body?.error === 'string') return { outcome: 'error', reason: safeCode(body.error) };
+    const deviceCode = stringField(body, 'device_code');
+    const userCode = stringField(body, 'user_code');
+    const verificationUri = stringField(body, 'verification_uri') ?? stringField(body, 'verification_url');
+    const expiresIn = seconds(body?.expires_in);
+    if (status !== 200 || !deviceCode || !userCode || !verificationUri || !expiresIn) return { outcome: 'error', reason: `unusable device authorization answer (HTTP ${status})` };
+    return {
+      outcome: 'ok',
+      authorization: {
+        deviceCode,
+        userCode,
+        verificationUri,
+        verificationUriComplete: stringField(body, 'verification_uri_complete'),
+        expiresIn,
+        interval: seconds(body?.interval) || 5,
+      },
+    };
+  }
+
+  /** The userinfo answer (OpenID Connect Core §5.3, or a provider's "who am I" endpoint such as GitHub's /user); null when unusable. */
+  async userinfo(url: string, accessToken: Secret): Promise<Record<string, unknown> | null> {
+    try {
+      const response = await this.fetch(url, {
+        headers: { Authorization: `Bearer ${accessToken.reveal()}`, Accept: 'application/json', 'User-Agent': 'token-vault' },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+      const text = await response.text();
+      return response.status === 200 ? parseBody(response.headers.get('content-type'), text) : null;
+    } catch {
+      return null;
     }
-    return result;
   }
 
   /**
@@ -129,8 +213,25 @@ export class OAuth2Client {
     }
   }
 
-  private async attempt(provider: OAuth2ProviderConfig, secret: Secret, refreshToken: Secret, hooks: ProviderHooks, index: number): Promise<RefreshResult> {
-    const answer = await this.post(provider, provider.tokenUrl, secret, { grant_type: 'refresh_token', refresh_token: refreshToken.reveal() });
+  private scopeField(provider: OAuth2ProviderConfig): { scope?: string } {
+    return provider.scopes.length > 0 ? { scope: provider.scopes.join(provider.scopeSeparator) } : {};
+  }
+
+  /**
+   * One token request with the first client secret; on `invalid_client` the next one, so a
+   * client secret can be rotated at the provider while the vault holds both.
+   */
+  private async tokenRequest(provider: OAuth2ProviderConfig, fields: Record<string, string>, hooks: ProviderHooks): Promise<TokenResult> {
+    let result: TokenResult = { outcome: 'invalid_client', reason: 'no client secret configured' };
+    for (const [index, secret] of provider.clientSecret.entries()) {
+      result = await this.attempt(provider, secret, fields, hooks, index);
+      if (result.outcome !== 'invalid_client') return result;
+    }
+    return result;
+  }
+
+  private async attempt(provider: OAuth2ProviderConfig, secret: Secret, fields: Record<string, string>, hooks: ProviderHooks, index: number): Promise<TokenResult> {
+    const answer = await this.post(provider, provider.tokenUrl, secret, fields);
     if (answer.kind === 'unreachable') return { outcome: 'transient', reason: answer.reason, retryAfterSeconds: null };
     const { response, text } = answer;
     const { status } = response;
@@ -139,13 +240,14 @@ export class OAuth2Client {
       return { outcome: 'transient', reason: `HTTP ${status}`, retryAfterSeconds: retryAfter(response.headers.get('retry-after'), this.now()) };
     }
 
-    const body = parseBody(response.headers.get('content-type'), text);
+    const parsed = parseBody(response.headers.get('content-type'), text);
+    const body = parsed && hooks.tokenResponse ? hooks.tokenResponse(parsed) : parsed;
     const error = typeof body?.error === 'string' ? (hooks.errorCode?.(body.error) ?? body.error) : null;
     if (error !== null) {
       if (error === 'invalid_grant') return { outcome: 'invalid_grant', reason: 'invalid_grant' };
       if (error === 'invalid_client' || error === 'unauthorized_client') return { outcome: 'invalid_client', reason: error };
       if (error === 'temporarily_unavailable') return { outcome: 'transient', reason: error, retryAfterSeconds: retryAfter(response.headers.get('retry-after'), this.now()) };
-      return { outcome: 'error', reason: /^[a-z_]{1,64}$/.test(error) ? error : 'provider error' };
+      return { outcome: 'error', reason: safeCode(error) };
     }
     if (status === 401) return { outcome: 'invalid_client', reason: 'HTTP 401' };
     if (status < 200 || status >= 300) return { outcome: 'error', reason: `HTTP ${status}` };
@@ -158,12 +260,19 @@ export class OAuth2Client {
         accessToken,
         refreshToken: stringField(body, 'refresh_token'),
         expiresIn: seconds(body?.expires_in),
+        refreshExpiresIn: seconds(body?.refresh_token_expires_in ?? body?.x_refresh_token_expires_in),
         scope: stringField(body, 'scope'),
         tokenType: stringField(body, 'token_type'),
         idToken: stringField(body, 'id_token'),
+        accountId: body && hooks.accountId ? hooks.accountId(body) : null,
       },
     };
   }
+}
+
+/** A provider's error code, when it looks like one; never free provider text in logs. */
+function safeCode(error: string): string {
+  return /^[a-z_]{1,64}$/.test(error) ? error : 'provider error';
 }
 
 function formEncode(value: string): string {

@@ -3,13 +3,13 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import type { OAuth2ProviderConfig, ProviderConfig } from '../config/schema';
-import type { OAuth2Credential } from '../credentials/credential';
+import { APP_USER, type OAuth2Credential } from '../credentials/credential';
 import type { SealedCredentials } from '../credentials/sealed-credentials';
 import { CredentialUnreadableError, PreconditionFailedError } from '../errors';
 import { newEventId, type DomainEvent, type EventBus } from '../events/event-bus';
 import type { Metrics } from '../observability/metrics';
 import { standardHooks, type ProviderHooks } from '../providers/hooks';
-import type { OAuth2Client, RefreshResult } from '../providers/oauth2-client';
+import type { OAuth2Client, RefreshResult, TokenSet } from '../providers/oauth2-client';
 import { Secret } from '../secret';
 import type { CredentialMeta, CredentialStore, StoredCredential } from '../store/credential-store';
 import { dueMember } from '../store/keys';
@@ -120,7 +120,15 @@ export class Refresher {
 
   /** On-demand or forced: takes (or waits for) the lease, then refreshes unless `isFresh` says no need. */
   refresh(user: string, providerId: string, trigger: 'on_demand' | 'forced', isFresh?: FreshnessCheck): Promise<RefreshOutcome> {
-    return this.singleFlight(user, providerId, () => this.leaseAndRun(user, providerId, trigger, isFresh));
+    return this.singleFlight(user, providerId, () => this.leaseAndRun(user, providerId, trigger, isFresh, false));
+  }
+
+  /**
+   * The app token of a client-credentials provider, minted when there is none yet: the lease is
+   * taken on the missing record, so one replica mints while the others wait for its write.
+   */
+  appToken(providerId: string, isFresh: FreshnessCheck): Promise<RefreshOutcome> {
+    return this.singleFlight(APP_USER, providerId, () => this.leaseAndRun(APP_USER, providerId, 'on_demand', isFresh, true));
   }
 
   /** Scheduled: the scheduler's claim already holds the lease for `owner`. */
@@ -146,14 +154,15 @@ export class Refresher {
     return attempt;
   }
 
-  private async leaseAndRun(user: string, providerId: string, trigger: 'on_demand' | 'forced', isFresh?: FreshnessCheck): Promise<RefreshOutcome> {
+  private async leaseAndRun(user: string, providerId: string, trigger: 'on_demand' | 'forced', isFresh: FreshnessCheck | undefined, create: boolean): Promise<RefreshOutcome> {
     const { store, settings } = this.deps;
     const owner = this.newOwner();
     const giveUpAt = Date.now() + settings.waitForOtherMs;
+    // The version seen while another caller held the lease (0: no record yet, an app token being minted).
     let versionWhileHeld: number | null = null;
     for (;;) {
-      const lease = await store.acquireLease(user, providerId, settings.leaseSeconds * 1000, owner, trigger === 'on_demand' ? PROBE_GAP_MS : 0);
-      if (lease.status === 'acquired') return this.run(user, providerId, owner, trigger, isFresh);
+      const lease = await store.acquireLease(user, providerId, settings.leaseSeconds * 1000, owner, trigger === 'on_demand' ? PROBE_GAP_MS : 0, create);
+      if (lease.status === 'acquired') return this.run(user, providerId, owner, trigger, isFresh, create);
       if (lease.status === 'absent') return { kind: 'gone' };
       if (lease.status === 'too_soon') {
         this.count(providerId, trigger, 'backoff');
@@ -161,10 +170,10 @@ export class Refresher {
       }
       // Another caller holds the lease: wait for its result instead of calling the provider too.
       const stored = await store.get(user, providerId);
-      if (!stored) return { kind: 'gone' };
-      if (stored.state === 'reauth_required') return { kind: 'reauth_required' };
-      if (versionWhileHeld === null) versionWhileHeld = stored.version;
-      else if (stored.version !== versionWhileHeld) return this.current(stored);
+      if (!stored && !create) return { kind: 'gone' };
+      if (stored?.state === 'reauth_required') return { kind: 'reauth_required' };
+      if (versionWhileHeld === null) versionWhileHeld = stored?.version ?? 0;
+      else if ((stored?.version ?? 0) !== versionWhileHeld) return stored ? this.current(stored) : { kind: 'gone' };
       if (Date.now() >= giveUpAt) {
         this.count(providerId, trigger, 'busy');
         return { kind: 'failed', error: 'transient', retryAfterSeconds: Math.max(1, Math.ceil(lease.retryInMs / 1000)) };
@@ -174,11 +183,13 @@ export class Refresher {
   }
 
   /** Under the lease: re-read, decide, call the provider, write the outcome. */
-  private async run(user: string, providerId: string, owner: string, trigger: RefreshTrigger, isFresh?: FreshnessCheck): Promise<RefreshOutcome> {
+  private async run(user: string, providerId: string, owner: string, trigger: RefreshTrigger, isFresh?: FreshnessCheck, create = false): Promise<RefreshOutcome> {
     const { store, sealed, logger, settings } = this.deps;
     const release = () => store.releaseLease(user, providerId, owner);
     const stored = await store.get(user, providerId);
     if (!stored) {
+      const provider = this.deps.providers.get(providerId);
+      if (create && provider?.type === 'oauth2' && provider.grant === 'client_credentials') return this.mint(providerId, provider, owner, trigger);
       await release();
       return { kind: 'gone' };
     }
@@ -213,31 +224,85 @@ export class Refresher {
       await release();
       return { kind: 'fresh', meta, credential };
     }
-    if (credential.refreshToken === null) {
+    const appToken = provider.grant === 'client_credentials';
+    const { refreshToken } = credential;
+    if (refreshToken === null && !appToken) {
       await release();
       return { kind: 'no_refresh_token' };
     }
-    // maxConcurrency bounds every provider call from this replica, scheduled or on demand.
+    if (!appToken && credential.refreshExpiresAt !== null && credential.refreshExpiresAt <= this.deps.clock.now()) {
+      // Its end is known: asking the provider would only be told invalid_grant.
+      return this.failed(stored, { outcome: 'invalid_grant', reason: 'refresh token expired' }, owner, trigger);
+    }
+    const hooks = this.deps.hooks?.(providerId) ?? standardHooks;
+    const result = await this.callProvider(user, providerId, provider, owner, trigger, () =>
+      refreshToken === null || appToken ? this.deps.client.clientCredentials(provider, hooks) : this.deps.client.refresh(provider, refreshToken, hooks),
+    );
+    if (result === 'lease_lost') return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
+    if (result.outcome === 'ok') return this.succeeded(stored, credential, provider, result, owner, trigger);
+    logger.warn({ user, provider: providerId, trigger, outcome: result.outcome, reason: result.reason }, 'refresh failed');
+    // An app token has no user to send back to the provider's login: a refused grant is a
+    // provider-level error to retry, never reauth_required.
+    return this.failed(stored, appToken && result.outcome === 'invalid_grant' ? { outcome: 'error', reason: result.reason } : result, owner, trigger);
+  }
+
+  /**
+   * One provider call under the lease and a maxConcurrency permit (every provider call from this
+   * replica, scheduled or on demand, takes one). Compare-and-set stops a stale write; only the
+   * lease stops a second provider call, so it is checked after the wait for a permit, which may
+   * have outlasted it.
+   */
+  private async callProvider(
+    user: string,
+    providerId: string,
+    provider: OAuth2ProviderConfig,
+    owner: string,
+    trigger: RefreshTrigger,
+    call: () => Promise<RefreshResult>,
+  ): Promise<RefreshResult | 'lease_lost'> {
     let permits = this.permits.get(providerId);
     if (!permits) this.permits.set(providerId, (permits = new Permits(provider.maxConcurrency)));
     const done = await permits.acquire();
-    let result: RefreshResult;
     try {
-      // Compare-and-set stops a stale write; only the lease stops a second provider call. Checked
-      // after the wait for a permit, which may have outlasted the lease.
-      if (!(await store.leaseHeld(user, providerId, owner))) {
+      if (!(await this.deps.store.leaseHeld(user, providerId, owner))) {
         this.count(providerId, trigger, 'lease_lost');
-        return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
+        return 'lease_lost';
       }
       const stop = this.deps.metrics.refreshDuration.startTimer({ provider: providerId });
-      result = await this.deps.client.refresh(provider, credential.refreshToken, this.deps.hooks?.(providerId) ?? standardHooks);
-      stop();
+      try {
+        return await call();
+      } finally {
+        stop();
+      }
     } finally {
       done();
     }
-    if (result.outcome === 'ok') return this.succeeded(stored, credential, provider, result, owner, trigger);
-    logger.warn({ user, provider: providerId, trigger, outcome: result.outcome, reason: result.reason }, 'refresh failed');
-    return this.failed(stored, result, owner, trigger);
+  }
+
+  /** Mints the first app token of a client-credentials provider, under a lease on the missing record. */
+  private async mint(providerId: string, provider: OAuth2ProviderConfig, owner: string, trigger: RefreshTrigger): Promise<RefreshOutcome> {
+    const { store, logger } = this.deps;
+    const hooks = this.deps.hooks?.(providerId) ?? standardHooks;
+    const result = await this.callProvider(APP_USER, providerId, provider, owner, trigger, () => this.deps.client.clientCredentials(provider, hooks));
+    if (result === 'lease_lost') return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
+    if (result.outcome !== 'ok') {
+      // Nothing to record a failure on: the lease is given back and the next caller tries again.
+      await store.releaseLease(APP_USER, providerId, owner);
+      this.count(providerId, trigger, result.outcome);
+      logger.warn({ provider: providerId, trigger, outcome: result.outcome, reason: result.reason }, 'minting an app token failed');
+      const retryAfter = result.outcome === 'transient' ? result.retryAfterSeconds : null;
+      return { kind: 'failed', error: result.outcome === 'transient' ? 'transient' : 'provider_error', retryAfterSeconds: Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, retryAfter ?? 1)) };
+    }
+    const now = this.deps.clock.now();
+    const credential: OAuth2Credential = { type: 'oauth2', ...tokenFields(result.tokens, provider, now, null), accountId: null, metadata: null };
+    try {
+      const { meta } = await this.deps.sealed.write(APP_USER, providerId, provider, credential, { kind: 'absent' });
+      this.count(providerId, trigger, 'ok');
+      return { kind: 'refreshed', meta, credential };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      return this.afterChange(APP_USER, providerId);
+    }
   }
 
   private async succeeded(
@@ -251,17 +316,7 @@ export class Refresher {
     const { user, provider: providerId } = stored;
     const { tokens } = result;
     const now = this.deps.clock.now();
-    const refreshed: OAuth2Credential = {
-      ...credential,
-      accessToken: new Secret(tokens.accessToken),
-      // RFC 6749 §6: without a new refresh token the old one stays valid.
-      refreshToken: tokens.refreshToken === null ? credential.refreshToken : new Secret(tokens.refreshToken),
-      idToken: tokens.idToken === null ? credential.idToken : new Secret(tokens.idToken),
-      tokenType: tokens.tokenType ?? credential.tokenType,
-      scope: tokens.scope ?? credential.scope,
-      issuedAt: now,
-      expiresAt: tokens.expiresIn === null ? null : now + tokens.expiresIn * 1000,
-    };
+    const refreshed: OAuth2Credential = { ...credential, ...tokenFields(tokens, provider, now, credential) };
     const recoveredId = newEventId();
     let written: { meta: CredentialMeta; recovered: boolean };
     try {
@@ -356,6 +411,33 @@ export class Refresher {
   private emit(event: DomainEvent): void {
     this.deps.events.emit(event);
   }
+}
+
+/**
+ * The token fields of a credential after a token answer at `now`. Without a new refresh token
+ * the old one stays valid (RFC 6749 §6), and so does what was known of its end, unless the
+ * answer says otherwise (LinkedIn extends it on every refresh).
+ */
+export function tokenFields(
+  tokens: TokenSet,
+  provider: OAuth2ProviderConfig,
+  now: number,
+  previous: OAuth2Credential | null,
+): Pick<OAuth2Credential, 'accessToken' | 'refreshToken' | 'idToken' | 'tokenType' | 'scope' | 'issuedAt' | 'expiresAt' | 'refreshExpiresAt'> {
+  const rotated = tokens.refreshToken !== null;
+  let refreshExpiresAt = rotated ? null : (previous?.refreshExpiresAt ?? null);
+  if (tokens.refreshExpiresIn !== null) refreshExpiresAt = now + tokens.refreshExpiresIn * 1000;
+  else if (rotated && provider.refreshTokenLifetimeSeconds !== undefined) refreshExpiresAt = now + provider.refreshTokenLifetimeSeconds * 1000;
+  return {
+    accessToken: new Secret(tokens.accessToken),
+    refreshToken: tokens.refreshToken !== null ? new Secret(tokens.refreshToken) : (previous?.refreshToken ?? null),
+    idToken: tokens.idToken === null ? (previous?.idToken ?? null) : new Secret(tokens.idToken),
+    tokenType: tokens.tokenType ?? previous?.tokenType ?? 'Bearer',
+    scope: tokens.scope ?? previous?.scope ?? null,
+    issuedAt: now,
+    expiresAt: tokens.expiresIn === null ? null : now + tokens.expiresIn * 1000,
+    refreshExpiresAt,
+  };
 }
 
 function iso(ms: number | null): string | null {

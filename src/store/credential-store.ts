@@ -317,8 +317,11 @@ export class CredentialStore {
     return replies.reduce((sum, [, count]) => sum + Number(count ?? 0), 0);
   }
 
-  /** Takes the refresh lease of one credential (on-demand and forced refreshes). */
-  async acquireLease(user: string, provider: string, leaseMs: number, owner: string, probeGapMs: number): Promise<LeaseResult> {
+  /**
+   * Takes the refresh lease of one credential (on-demand and forced refreshes); with
+   * `orAbsent`, also of one that does not exist yet (an app token about to be minted).
+   */
+  async acquireLease(user: string, provider: string, leaseMs: number, owner: string, probeGapMs: number, orAbsent = false): Promise<LeaseResult> {
     const [status, value] = await withStoreErrors(() =>
       this.redis.acquireLease(
         this.keys.credential(user, provider),
@@ -328,6 +331,7 @@ export class CredentialStore {
         leaseMs,
         owner,
         probeGapMs,
+        orAbsent ? '1' : '',
       ),
     );
     if (status === LuaStatus.Done) return { status: 'acquired', now: value };

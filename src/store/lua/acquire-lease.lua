@@ -1,7 +1,8 @@
 --[[
   acquire-lease: an on-demand (or forced) refresh takes the credential's refresh lease, the same
   lease the scheduler's claim takes, so concurrent callers on every replica cause one provider
-  call. A failing credential may be probed on demand at most once per `min gap`.
+  call. A failing credential may be probed on demand at most once per `min gap`. An app token
+  (client credentials) that does not exist yet can be leased too, so that one replica mints it.
 
   KEYS[1]  credential  HASH  <prefix>{s<n>}:cred:<user>:<provider>
   KEYS[2]  due         ZSET  <prefix>{s<n>}:due
@@ -11,13 +12,14 @@
   ARGV[2]  lease length in ms
   ARGV[3]  owner token
   ARGV[4]  min gap in ms between attempts on a credential that is failing (0: no limit)
+  ARGV[5]  "1": lease even when the credential does not exist (to create it)
 
   Returns {1, now} when taken, {0, ms until the holder's lease ends} when held by another,
   {-2, ms until a probe is allowed}, or {-3, 0} when the credential does not exist.
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-3, 0} end
+if redis.call('EXISTS', KEYS[1]) == 0 and ARGV[5] ~= '1' then return {-3, 0} end
 
 local held = redis.call('HGET', KEYS[3], ARGV[1])
 if held then

@@ -62,7 +62,6 @@ async function store(user: string, provider: string, body: object): Promise<requ
 
 describe('invalid_request (400)', () => {
   test.each([
-    ['the reserved _app', '_app'],
     ['a leading underscore', '_u1'],
     ['a space and !', 'bad id!'],
     ['an encoded slash', 'a/b'],
@@ -72,6 +71,13 @@ describe('invalid_request (400)', () => {
     const res = await request(vault.app).get(`/tokens/${encodeURIComponent(user)}/github`).set(as(vault.keys.reader));
     const error = expectError(res, 400, 'invalid_request');
     expect(error.details).toEqual([expect.objectContaining({ path: 'params.user' })]);
+  });
+
+  test('the reserved _app is not a user: /tokens/_app/github is the app-token route, and github has no app token', async () => {
+    const res = await request(vault.app).get('/tokens/_app/github').set(as(vault.keys.reader));
+    expect(expectError(res, 400, 'invalid_request').message).toMatch(/not a client_credentials provider/);
+    const put = await request(vault.app).put('/tokens/_app/github').set(as(vault.keys.writer)).send({ type: 'oauth2', access_token: 'x' });
+    expect(expectError(put, 400, 'invalid_request').details).toEqual([expect.objectContaining({ path: 'params.user' })]);
   });
 
   test('a user id of 256 characters is accepted', async () => {

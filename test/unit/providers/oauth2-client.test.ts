@@ -43,6 +43,10 @@ function provider(overrides: { clientAuth?: OAuth2ProviderConfig['clientAuth']; 
     clientAuth: overrides.clientAuth ?? 'client_secret_basic',
     tokenUrl: overrides.tokenUrl ?? server.url,
     scopes: [],
+    scopeSeparator: ' ',
+    authorizationParams: {},
+    accountIdField: 'sub',
+    pkce: true,
     defaultLifetimeSeconds: 3600,
     maxConcurrency: 16,
   };
@@ -108,7 +112,7 @@ describe('successful answers', () => {
     expect(await refresh()).toEqual({
       outcome: 'ok',
       secretIndex: 0,
-      tokens: { accessToken: 'at-json', refreshToken: 'rt-rotated', expiresIn: 3600, scope: 'repo user', tokenType: 'Bearer', idToken: 'idt-json' },
+      tokens: { accessToken: 'at-json', refreshToken: 'rt-rotated', expiresIn: 3600, scope: 'repo user', tokenType: 'Bearer', idToken: 'idt-json', refreshExpiresIn: null, accountId: null },
     });
   });
 
@@ -121,7 +125,7 @@ describe('successful answers', () => {
     expect(await refresh()).toEqual({
       outcome: 'ok',
       secretIndex: 0,
-      tokens: { accessToken: 'gho_form', refreshToken: 'ghr_form', expiresIn: 28800, scope: 'repo,gist', tokenType: 'bearer', idToken: null },
+      tokens: { accessToken: 'gho_form', refreshToken: 'ghr_form', expiresIn: 28800, scope: 'repo,gist', tokenType: 'bearer', idToken: null, refreshExpiresIn: null, accountId: null },
     });
   });
 
@@ -155,7 +159,7 @@ describe('successful answers', () => {
     expect(await refresh()).toEqual({
       outcome: 'ok',
       secretIndex: 0,
-      tokens: { accessToken: 'at-min', refreshToken: null, expiresIn: 60, scope: null, tokenType: 'Bearer', idToken: null },
+      tokens: { accessToken: 'at-min', refreshToken: null, expiresIn: 60, scope: null, tokenType: 'Bearer', idToken: null, refreshExpiresIn: null, accountId: null },
     });
     // Empty strings are "not sent", not an empty refresh token.
     expect(await refresh()).toMatchObject({ outcome: 'ok', tokens: { accessToken: 'at-empty', refreshToken: null, scope: null, tokenType: null } });

@@ -5,7 +5,7 @@ import type { Deps } from '../../../deps';
 import { InvalidRequestError } from '../../../errors';
 import { Secret } from '../../../secret';
 import { endpoint } from '../../endpoint';
-import { credentialParams, credentialPath, requireProvider } from '../../ids';
+import { credentialParams, credentialPath, isAppProvider, requireProvider } from '../../ids';
 import { etag, expectedVersion } from '../../preconditions';
 
 const MAX_LIFETIME_SECONDS = 315_360_000; // ten years
@@ -69,6 +69,7 @@ export function toCredential(body: PutTokenBody, now: number): Credential {
     tokenType: body.token_type ?? 'Bearer',
     scope: body.scope,
     expiresAt,
+    refreshExpiresAt: null,
   };
 }
 
@@ -80,6 +81,9 @@ export function putToken(deps: Deps) {
     body: putTokenBody,
     async handle({ params, body, caller, actor, req, res }) {
       const provider = requireProvider(deps, caller, params.provider);
+      if (isAppProvider(provider)) {
+        throw new InvalidRequestError(`provider "${params.provider}" is a client_credentials provider: the vault mints its app token at /tokens/_app/${params.provider}`);
+      }
       if (body.type !== provider.type) {
         throw new InvalidRequestError(`provider "${params.provider}" takes ${provider.type} credentials`, [
           { path: 'body.type', message: `must be "${provider.type}"` },
