@@ -7,6 +7,9 @@ import { FailureLimiter } from './auth/failure-limiter';
 import { systemClock, type Clock } from './clock';
 import type { LoadedConfig } from './config/load';
 import type { ProviderConfig, SubscriberConfig } from './config/schema';
+import { ConnectService } from './connect/connect-service';
+import { DevicePoller } from './connect/device-poller';
+import { ConnectSessions } from './connect/sessions';
 import { CredentialService } from './credentials/credential-service';
 import { Revoker } from './credentials/revoker';
 import { SealedCredentials } from './credentials/sealed-credentials';
@@ -22,6 +25,7 @@ import { createAuditLog, createLogger, type AuditLog } from './observability/log
 import { InProcessEventBus, type EventBus } from './events/event-bus';
 import { Metrics } from './observability/metrics';
 import { hooksOf } from './providers/catalog';
+import { OAuth1HttpClient } from './providers/oauth1/oauth1-client';
 import { OAuth2Client } from './providers/oauth2-client';
 import { Refresher } from './refresh/refresher';
 import { Scheduler } from './refresh/scheduler';
@@ -62,6 +66,10 @@ export interface Deps {
   relay: OutboxRelay;
   /** Sends webhook deliveries. */
   dispatcher: WebhookDispatcher;
+  /** The connect flows (authorization code, OAuth 1.0a, device). */
+  connect: ConnectService;
+  /** Polls providers for device-flow sessions. */
+  devicePoller: DevicePoller;
   /** Verifiers of inbound revocation webhooks, by provider id (only providers with inboundWebhook). */
   inbound: ReadonlyMap<string, InboundVerifier>;
   callers: CallerRegistry;
@@ -188,6 +196,28 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     settings: { workers: config.refresh.workers, leaseSeconds: config.refresh.leaseSeconds, pollMs: options.pollMs ?? 1000 },
   });
   const credentials = new CredentialService({ store, sealed, refresher, revoker, events, clock, audit, metrics, logger });
+  const connectSessions = new ConnectSessions(redis, keys, envelope);
+  const connect = new ConnectService({
+    sessions: connectSessions,
+    credentials,
+    client,
+    oauth1: new OAuth1HttpClient({ timeoutMs, ...(options.fetch ? { fetch: options.fetch } : {}) }),
+    publicUrl: config.server.publicUrl ?? null,
+    returnTo: config.connect?.returnTo ?? [],
+    clock,
+    logger,
+    metrics,
+  });
+  const devicePoller = new DevicePoller({
+    sessions: connectSessions,
+    connect,
+    credentials,
+    client,
+    providers,
+    clock,
+    logger,
+    settings: { pollMs: options.pollMs ?? 1000, leaseMs: config.refresh.leaseSeconds * 1000, batch: 16 },
+  });
 
   const deliveries = new DeliveryStore(redis, keys);
   const subscribers = config.webhooks.subscribers.map(toSubscriber);
@@ -244,12 +274,15 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     deliveries,
     relay,
     dispatcher,
+    connect,
+    devicePoller,
     inbound,
     callers: new CallerRegistry(config.callers),
     authFailures: new FailureLimiter({ maxFailures: 20, windowMs: 60_000, now: () => clock.now() }),
     state: { shuttingDown: false },
     async close() {
       await scheduler.stop();
+      await devicePoller.stop();
       await relay.stop();
       await dispatcher.stop();
       await rewrap.stop();

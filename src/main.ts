@@ -60,6 +60,7 @@ async function main(): Promise<void> {
   for (const warning of await redisWarnings(deps.redis)) logger.warn(warning);
   await deps.keyAdmin.start();
   deps.scheduler.start();
+  deps.devicePoller.start();
   deps.relay.start();
   deps.dispatcher.start();
   deps.rewrap.watch();

@@ -141,10 +141,13 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
   if (issues.length > 0) throw new ConfigError(issues);
 
   const host = config.server.host ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1');
+  // Dev mode builds callback URLs from where it listens; production must say where it is reached.
+  const localHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const publicUrl = config.server.publicUrl ?? (mode === 'development' ? `http://${localHost}:${config.server.port}` : undefined);
   return {
     mode,
     path,
-    config: { ...config, server: { ...config.server, host } },
+    config: { ...config, server: { ...config.server, host, ...(publicUrl ? { publicUrl } : {}) } },
     keyring,
     keyringSource,
     logLevel: logLevel as LogLevel,

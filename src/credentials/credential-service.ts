@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
-import type { ProviderConfig } from '../config/schema';
+import type { OAuth1ProviderConfig, ProviderConfig } from '../config/schema';
 import { InvalidRequestError, NotFoundError, PreconditionFailedError, ProviderError, ProviderUnavailableError, ReauthRequiredError, UnavailableError } from '../errors';
 import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
+import { oauth1Client } from '../providers/oauth1/oauth1-client';
+import { signRequest, type OAuth1Request, type OAuth1Signature } from '../providers/oauth1/signature';
 import type { Metrics } from '../observability/metrics';
 import type { RefreshOutcome, Refresher } from '../refresh/refresher';
 import { ANY_VERSION, type CredentialMeta, type CredentialStore, type ExpectedVersion } from '../store/credential-store';
@@ -134,6 +136,31 @@ export class CredentialService {
     throw outcomeError(outcome, providerId);
   }
 
+  /**
+   * Signs a request with an OAuth 1.0a credential, so the token secret never leaves the vault
+   * (the only way to use a `signOnly` provider's credentials). Audited like a reveal.
+   */
+  async sign(actor: Actor, user: string, providerId: string, provider: OAuth1ProviderConfig, request: OAuth1Request, options: { nonce: string; timestamp: string }): Promise<OAuth1Signature> {
+    const stored = await this.deps.store.get(user, providerId);
+    if (!stored) {
+      this.done('sign', actor, user, providerId, 'not_found');
+      throw notFound(providerId);
+    }
+    const credential = await this.deps.sealed.open(stored);
+    if (credential.type !== 'oauth1') {
+      this.done('sign', actor, user, providerId, 'refused', stored.version);
+      throw new InvalidRequestError('only OAuth 1.0a credentials sign requests');
+    }
+    try {
+      const signature = signRequest(oauth1Client(provider), request, { ...options, token: credential.oauthToken, tokenSecret: credential.oauthTokenSecret });
+      this.done('sign', actor, user, providerId, 'ok', stored.version);
+      return signature;
+    } catch (err) {
+      this.done('sign', actor, user, providerId, 'refused', stored.version);
+      throw err;
+    }
+  }
+
   /** POST .../refresh: refresh now, whatever the expiry. */
   async refresh(actor: Actor, user: string, providerId: string): Promise<CredentialMeta> {
     const stored = await this.deps.store.get(user, providerId);
@@ -256,7 +283,7 @@ export class CredentialService {
   }
 
   private done(
-    operation: 'put' | 'reveal' | 'delete' | 'refresh',
+    operation: 'put' | 'reveal' | 'delete' | 'refresh' | 'sign',
     actor: Actor,
     user: string,
     provider: string,

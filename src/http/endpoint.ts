@@ -19,7 +19,8 @@ export interface EndpointInput<P, Q, B> {
 }
 
 export interface EndpointSpec<P, Q, B> {
-  scope: Scope;
+  /** null: any authenticated caller. */
+  scope: Scope | null;
   params: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;

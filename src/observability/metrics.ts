@@ -64,6 +64,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly connects = new Counter({
+    name: 'token_vault_connects_total',
+    help: 'Connect flows by provider, flow (authorization_code, oauth1, device) and outcome (started, connected, denied, failed, expired)',
+    labelNames: ['provider', 'flow', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly inboundWebhooks = new Counter({
     name: 'token_vault_inbound_webhooks_total',
     help: 'Provider webhooks received by provider and outcome (revoked, ignored, duplicate, rejected, invalid)',

@@ -130,6 +130,19 @@ export class Keys {
     return `${this.prefix}{webhooks}:seen:${provider}:${deliveryId}`;
   }
 
+  /**
+   * A connect flow in progress (HASH, expires with the flow). Every connect key shares the
+   * `{connect}` tag, so the device-flow poll schedule and a session change in one script.
+   */
+  connectSession(id: string): string {
+    return `${this.prefix}{connect}:session:${id}`;
+  }
+
+  /** ZSET of device-flow session ids scored by when the provider may next be polled (ms), or a poll lease's end. */
+  devicePolls(): string {
+    return `${this.prefix}{connect}:device:due`;
+  }
+
   activeKek(): string {
     return `${this.prefix}{keys}:active`;
   }

@@ -25,6 +25,7 @@ const SCRIPTS = {
   claimDeliveries: { file: 'claim-deliveries.lua', keys: 2 },
   completeDelivery: { file: 'complete-delivery.lua', keys: 5 },
   retryDelivery: { file: 'retry-delivery.lua', keys: 4 },
+  claimDevicePolls: { file: 'claim-device-polls.lua', keys: 1 },
 } as const;
 
 /** First element of a script's reply. 0 means "absent" (put, delete) or "held by another" (acquire-lease). */
@@ -56,6 +57,7 @@ declare module 'ioredis' {
     claimDeliveries(...args: ScriptArg[]): Result<[number, ...string[]], Context>;
     completeDelivery(...args: ScriptArg[]): Result<[number, number], Context>;
     retryDelivery(...args: ScriptArg[]): Result<number, Context>;
+    claimDevicePolls(...args: ScriptArg[]): Result<[number, ...string[]], Context>;
   }
 }
 

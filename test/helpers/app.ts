@@ -125,6 +125,8 @@ export interface TestVaultOptions {
   deps?: Pick<DepsOptions, 'fetch' | 'pollMs' | 'waitForOtherMs' | 'outboxSweepMs'>;
   /** Start the refresh scheduler (off by default, so API tests control every provider call). */
   scheduler?: boolean;
+  /** Start the device-flow poller (off by default; tests may also call deps.devicePoller.tick()). */
+  devicePoller?: boolean;
   /** Start the outbox relay and the webhook dispatcher (off by default). */
   webhooks?: boolean;
 }
@@ -146,6 +148,7 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
   const deps = await createDeps(loaded, { logDestination: logs, clock, ...options.deps });
   await deps.keyAdmin.start();
   if (options.scheduler) deps.scheduler.start();
+  if (options.devicePoller) deps.devicePoller.start();
   if (options.webhooks) {
     deps.relay.start();
     deps.dispatcher.start();

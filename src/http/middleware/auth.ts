@@ -14,11 +14,11 @@ declare module 'express-serve-static-core' {
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 
 /**
- * `Authorization: Bearer <API key>` → the caller, who must hold `scope`. 401 for a missing or
+ * `Authorization: Bearer <API key>` → the caller, who must hold `scope` (null: any caller). 401 for a missing or
  * unknown key, 403 for a missing scope. An address with too many failed attempts in the last
  * minute is refused (429) before its key is even looked at.
  */
-export function authenticate(deps: Deps, scope: Scope): RequestHandler {
+export function authenticate(deps: Deps, scope: Scope | null): RequestHandler {
   return (req, _res, next) => {
     const address = req.socket.remoteAddress ?? 'unknown';
     const blockedFor = deps.authFailures.blockedFor(address);
@@ -37,7 +37,7 @@ export function authenticate(deps: Deps, scope: Scope): RequestHandler {
       deps.metrics.authFailures.inc({ reason: 'unknown_key' });
       throw new UnauthorizedError('the API key is not valid');
     }
-    if (!caller.scopes.has(scope)) {
+    if (scope !== null && !caller.scopes.has(scope)) {
       deps.metrics.authFailures.inc({ reason: 'scope' });
       throw new ForbiddenError(`caller "${caller.name}" lacks the ${scope} scope`);
     }

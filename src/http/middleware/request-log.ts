@@ -6,6 +6,17 @@ import type { Logger } from 'pino';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+/** Query parameters whose values are safe to log; every other value (a callback's code, state, oauth_verifier) is not. */
+const LOGGED_QUERY = new Set(['min_ttl', 'status']);
+
+/** The URL with the value of every query parameter not known to be harmless replaced. */
+export function loggableUrl(url: string): string {
+  const at = url.indexOf('?');
+  if (at < 0) return url;
+  const query = new URLSearchParams(url.slice(at + 1));
+  for (const name of new Set(query.keys())) if (!LOGGED_QUERY.has(name)) query.set(name, '[redacted]');
+  return `${url.slice(0, at)}?${query.toString()}`;
+}
 
 /** A caller's X-Request-Id when it is well-formed, else a new one; echoed on the response. */
 export function requestId(req: IncomingMessage, res: ServerResponse): string {
@@ -28,7 +39,7 @@ export function requestLog(logger: Logger): RequestHandler {
       req: (req: { id: string; method: string; url: string; remoteAddress?: string; headers: Record<string, string | undefined> }) => ({
         id: req.id,
         method: req.method,
-        url: req.url,
+        url: loggableUrl(req.url),
         remoteAddress: req.remoteAddress,
         userAgent: req.headers['user-agent'],
       }),
