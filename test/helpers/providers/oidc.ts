@@ -1,16 +1,62 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
+import { Browser, parseForms, type FollowResult } from '../browser';
 import { freePort } from '../redis-server';
 
 const SCRIPT = join(__dirname, 'oidc-server.mjs');
 const START_TIMEOUT_MS = 10_000;
+/** Registered for basic-client and post-client by the server itself; nothing listens there. */
+const DEFAULT_REDIRECT_URI = 'http://127.0.0.1/callback';
+
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 export interface OidcServerOptions {
-  /** Access-token lifetime (expires_in) in seconds; default 3600. */
+  /** Access-token lifetime (expires_in) in seconds, for user and client-credentials tokens; default 3600. */
   accessTtlSeconds?: number;
   /** Refresh-token rotation with reuse detection; default true. */
   rotation?: boolean;
+  /**
+   * Redirect URIs registered for basic-client and post-client besides http://127.0.0.1/callback,
+   * e.g. `http://127.0.0.1:${vaultPort}/callback/oidc`. oidc-provider compares them exactly.
+   */
+  redirectUris?: string[];
+  /**
+   * The `interval` of device authorization answers. Default: none in the answer, as
+   * oidc-provider 9 sends it, so an RFC 8628 client waits 5 s between polls.
+   */
+  deviceIntervalSeconds?: number;
+}
+
+export type OidcClientName = 'basic' | 'post' | 'cc';
+
+/** What the scripted user does at the next login (POST /__test/login). */
+export interface NextLogin {
+  /** Log in as this account; default a fresh `user-N`. */
+  accountId?: string;
+  /** Deny instead: the flow ends with access_denied. */
+  deny?: boolean;
+}
+
+/** The state of the last device page (its data-outcome). */
+export type DeviceOutcome =
+  | 'approved'
+  | 'denied'
+  | 'code-not-found'
+  | 'code-expired'
+  | 'code-already-used'
+  | 'no-code'
+  | 'error'
+  | 'enter-code'
+  | 'confirm-code';
+
+export interface DeviceApproval {
+  outcome: DeviceOutcome;
+  /** The last page. */
+  status: number;
+  body: string;
+  /** Every URL the browser requested, in order. */
+  hops: URL[];
 }
 
 export interface OidcClient {
@@ -47,12 +93,15 @@ export interface OidcCalls {
     details: Record<string, number>;
   };
   revocation: { total: number; success: number; errors: Record<string, number> };
-  /** Token requests the wrapper answered itself ('status') or held ('hang'). */
+  /** Requests the wrapper answered itself ('status') or held ('hang'), all endpoints together. */
   injected: number;
+  /** Interaction pages answered by the scripted user: logins, consents, denials. */
+  interactions: { login: number; consent: number; denied: number };
 }
 
 export interface RecordedTokenRequest {
   method: string;
+  /** '/token', '/token/revocation' or '/device/auth'. */
   path: string;
   /** Lower-cased, as node:http parses them; authorization included. */
   headers: IncomingHttpHeaders;
@@ -65,10 +114,19 @@ export interface RecordedTokenRequest {
 }
 
 /**
- * How the wrapper answers POST /token (or, with `endpoint: 'revocation'`, POST
- * /token/revocation); `times` limits it to the next N requests to that endpoint.
+ * How the wrapper answers POST /token (or, with `endpoint: 'revocation'`, POST /token/revocation;
+ * with `endpoint: 'device_authorization'`, POST /device/auth); `times` limits it to the next N
+ * requests to that endpoint. One mode per endpoint: setting one replaces the last.
+ *
+ * `grantType` (token endpoint only) applies the mode to token requests of that grant_type alone,
+ * and only those count against `times`; others reach oidc-provider. Examples:
+ *
+ *   // RFC 8628 slow_down for the next 2 polls (oidc-provider never answers slow_down itself)
+ *   { mode: 'status', status: 400, body: { error: 'slow_down' }, grantType: DEVICE_CODE_GRANT, times: 2 }
+ *   // the code exchange fails, refreshes still work
+ *   { mode: 'status', status: 400, body: { error: 'invalid_grant' }, grantType: 'authorization_code', times: 1 }
  */
-export type OidcMode = ({ mode: 'normal' } | OidcFailure) & { endpoint?: 'token' | 'revocation' };
+export type OidcMode = ({ mode: 'normal' } | OidcFailure) & { endpoint?: 'token' | 'revocation' | 'device_authorization' };
 
 type OidcFailure =
   | {
@@ -85,9 +143,10 @@ type OidcFailure =
       /** Wait this long before answering. */
       delayMs?: number;
       times?: number;
+      grantType?: string;
     }
-  | { mode: 'slow'; delayMs: number; times?: number }
-  | { mode: 'hang'; times?: number };
+  | { mode: 'slow'; delayMs: number; times?: number; grantType?: string }
+  | { mode: 'hang'; times?: number; grantType?: string };
 
 export interface TokenResponse {
   status: number;
@@ -95,27 +154,91 @@ export interface TokenResponse {
   body: Record<string, unknown>;
 }
 
+/** The endpoints of the discovery document that tests use. */
+interface Endpoints {
+  issuer: string;
+  authorization_endpoint: string;
+  token_endpoint: string;
+  revocation_endpoint: string;
+  introspection_endpoint: string;
+  userinfo_endpoint: string;
+  device_authorization_endpoint: string;
+  jwks_uri: string;
+}
+
 /**
  * A real oidc-provider 9 OAuth server in a child process (oidc-provider is ESM-only), with
- * clients `basic-client` (client_secret_basic) and `post-client` (client_secret_post),
- * refresh-token rotation, and test-control routes to issue tokens and inject failures.
+ * clients `basic-client` (client_secret_basic) and `post-client` (client_secret_post) for
+ * authorization code + PKCE (S256, required), refresh with rotation and the device grant, and
+ * `cc-client` (client_secret_basic) for client credentials; test-control routes issue tokens,
+ * script the user's login and inject failures.
+ *
+ * The login page is scripted: the next interaction logs in as the account set by login()
+ * (default a fresh `user-N`) and consents to everything asked, or denies. Scopes: openid,
+ * offline_access, email (claims email, email_verified = `<account>@example.test`, true); cc-client
+ * gets api:read / api:write for the resource https://api.example.test/. offline_access is dropped
+ * from authorization requests without prompt=consent (oidc-provider's rule), yet every grant gets
+ * a refresh token here.
  */
 export class OidcServer {
   readonly clients = {
     basic: { id: 'basic-client', secret: 'basic-secret' },
     post: { id: 'post-client', secret: 'post-secret' },
-  } as const satisfies Record<string, OidcClient>;
+    cc: { id: 'cc-client', secret: 'cc-secret' },
+  } as const satisfies Record<OidcClientName, OidcClient>;
+
+  /** Registered for basic-client and post-client whatever the options; nothing listens there. */
+  readonly defaultRedirectUri = DEFAULT_REDIRECT_URI;
 
   private stopped: Promise<void> | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
-    readonly issuer: string,
-    readonly tokenUrl: string,
-    readonly revocationUrl: string,
+    private readonly endpoints: Endpoints,
+    /** Every redirect URI registered for basic-client and post-client. */
+    readonly redirectUris: readonly string[],
     private readonly output: { stderr: string },
   ) {}
+
+  get issuer(): string {
+    return this.endpoints.issuer;
+  }
+
+  get authorizationUrl(): string {
+    return this.endpoints.authorization_endpoint;
+  }
+
+  get tokenUrl(): string {
+    return this.endpoints.token_endpoint;
+  }
+
+  get revocationUrl(): string {
+    return this.endpoints.revocation_endpoint;
+  }
+
+  get introspectionUrl(): string {
+    return this.endpoints.introspection_endpoint;
+  }
+
+  /** oidc-provider's /me: GET with `Authorization: Bearer <access token>` answers { sub, email?, ... }. */
+  get userinfoUrl(): string {
+    return this.endpoints.userinfo_endpoint;
+  }
+
+  /** RFC 8628 device authorization endpoint (/device/auth). */
+  get deviceAuthorizationUrl(): string {
+    return this.endpoints.device_authorization_endpoint;
+  }
+
+  /** Where the user enters the code (/device): the verification_uri of device authorization answers. */
+  get deviceVerificationUrl(): string {
+    return `${this.issuer}/device`;
+  }
+
+  get jwksUrl(): string {
+    return this.endpoints.jwks_uri;
+  }
 
   static async start(options: OidcServerOptions = {}): Promise<OidcServer> {
     for (let attempt = 0; ; attempt++) {
@@ -142,7 +265,7 @@ export class OidcServer {
     return this.control<OidcCalls>('GET', '/__test/calls');
   }
 
-  /** Every request that reached the token endpoint since the last clear or reset. */
+  /** Every request to the token, revocation and device authorization endpoints since the last clear or reset. */
   requests(): Promise<RecordedTokenRequest[]> {
     return this.control<RecordedTokenRequest[]>('GET', '/__test/requests');
   }
@@ -155,24 +278,64 @@ export class OidcServer {
     await this.control('POST', '/__test/mode', mode);
   }
 
-  /** Mode normal, counters and recorded requests cleared, hung requests dropped; tokens stay. */
+  /**
+   * Scripts the next interaction (the login page of an authorization or device flow): log in as
+   * `accountId`, or `deny`. Used up by that login, or by the first interaction when denying. A
+   * browser that already has a session at the provider skips the login: it goes straight to
+   * consent, with the session's account, and the script waits for the next login.
+   */
+  async login(next: NextLogin): Promise<void> {
+    await this.control('POST', '/__test/login', next);
+  }
+
+  /**
+   * The user's half of the device flow, in a fresh browser over the real /device pages: opens the
+   * verification page, submits the code with the page's xsrf field, confirms, goes through the
+   * scripted login (`next`, as for login(); default the script already set, or a fresh user-N) and
+   * ends on the success page ('approved') or a page naming what went wrong ('denied',
+   * 'code-not-found', ...). The device's next poll then answers tokens or access_denied.
+   */
+  async approveDevice(userCode: string, next?: NextLogin): Promise<DeviceApproval> {
+    if (next) await this.login(next);
+    const browser = new Browser();
+    const hops: URL[] = [];
+    const visit = async (page: Promise<FollowResult>) => {
+      const answer = await page;
+      hops.push(...answer.hops);
+      const outcome = deviceOutcome(answer.body);
+      return { outcome, status: answer.status, body: answer.body, hops, form: parseForms(answer.body, answer.url)[0] };
+    };
+    const result = ({ outcome, status, body }: DeviceApproval) => ({ outcome, status, body, hops });
+
+    const entry = await visit(browser.follow(this.deviceVerificationUrl));
+    if (entry.outcome !== 'enter-code' || !entry.form) throw new Error(`GET /device did not answer the code form:\n${entry.body}`);
+    const confirm = await visit(browser.submit(entry.form.action, { ...entry.form.fields, user_code: userCode }));
+    if (confirm.outcome !== 'confirm-code' || !confirm.form) {
+      // The scripted login was not reached: do not leave it for another flow.
+      if (next) await this.login({});
+      return result(confirm);
+    }
+    return result(await visit(browser.submit(confirm.form.action, confirm.form.fields)));
+  }
+
+  /** Mode normal, login script cleared, counters and recorded requests cleared, hung requests dropped; tokens stay. */
   async reset(): Promise<void> {
     await this.control('POST', '/__test/reset');
   }
 
   /** A refresh_token grant as an RFC 6749 §6 client sends it (for scenarios outside the vault). */
-  refresh(refreshToken: string, client: 'basic' | 'post' = 'basic'): Promise<TokenResponse> {
+  refresh(refreshToken: string, client: OidcClientName = 'basic'): Promise<TokenResponse> {
     return this.post(this.tokenUrl, { grant_type: 'refresh_token', refresh_token: refreshToken }, client);
   }
 
   /** RFC 7662 introspection: whether the provider still honours a token. */
-  async active(token: string, client: 'basic' | 'post' = 'basic'): Promise<boolean> {
-    const answer = await this.post(`${this.issuer}/token/introspection`, { token }, client);
+  async active(token: string, client: OidcClientName = 'basic'): Promise<boolean> {
+    const answer = await this.post(this.introspectionUrl, { token }, client);
     return answer.body.active === true;
   }
 
   /** RFC 7009 revocation; revoking either token of a grant revokes the whole grant. */
-  revoke(token: string, client: 'basic' | 'post' = 'basic'): Promise<TokenResponse> {
+  revoke(token: string, client: OidcClientName = 'basic'): Promise<TokenResponse> {
     return this.post(this.revocationUrl, { token }, client);
   }
 
@@ -191,6 +354,8 @@ export class OidcServer {
   private static async boot(port: number, options: OidcServerOptions): Promise<OidcServer> {
     const args = [SCRIPT, String(port), '--access-ttl', String(options.accessTtlSeconds ?? 3600), '--exit-with-stdin'];
     if (options.rotation === false) args.push('--no-rotation');
+    for (const uri of options.redirectUris ?? []) args.push('--redirect-uri', uri);
+    if (options.deviceIntervalSeconds !== undefined) args.push('--device-interval', String(options.deviceIntervalSeconds));
     // stdin is a pipe only so that the child exits when this process dies without stopping it.
     const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const output = { stderr: '' };
@@ -206,12 +371,21 @@ export class OidcServer {
     const issuer = `http://127.0.0.1:${port}`;
     try {
       const discovery = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
-      const tokenUrl = discovery.token_endpoint;
-      const revocationUrl = discovery.revocation_endpoint;
-      if (discovery.issuer !== issuer || typeof tokenUrl !== 'string' || typeof revocationUrl !== 'string') {
+      const names: (keyof Endpoints)[] = [
+        'issuer',
+        'authorization_endpoint',
+        'token_endpoint',
+        'revocation_endpoint',
+        'introspection_endpoint',
+        'userinfo_endpoint',
+        'device_authorization_endpoint',
+        'jwks_uri',
+      ];
+      if (discovery.issuer !== issuer || names.some((name) => typeof discovery[name] !== 'string')) {
         throw new Error(`unexpected discovery document: ${JSON.stringify(discovery)}`);
       }
-      return new OidcServer(child, port, issuer, tokenUrl, revocationUrl, output);
+      const redirectUris = [...new Set([DEFAULT_REDIRECT_URI, ...(options.redirectUris ?? [])])];
+      return new OidcServer(child, port, discovery as unknown as Endpoints, redirectUris, output);
     } catch (err) {
       await terminate(child, 'SIGKILL');
       throw err;
@@ -229,11 +403,11 @@ export class OidcServer {
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
-  private async post(url: string, form: Record<string, string>, clientName: 'basic' | 'post'): Promise<TokenResponse> {
+  private async post(url: string, form: Record<string, string>, clientName: OidcClientName): Promise<TokenResponse> {
     const client = this.clients[clientName];
     const params = new URLSearchParams(form);
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-    if (clientName === 'basic') {
+    if (clientName !== 'post') {
       headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString('base64')}`;
     } else {
       params.set('client_id', client.id);
@@ -247,6 +421,26 @@ export class OidcServer {
   private terminate(signal: NodeJS.Signals): Promise<void> {
     return terminate(this.child, signal);
   }
+}
+
+const DEVICE_OUTCOMES = new Set<string>([
+  'approved',
+  'denied',
+  'code-not-found',
+  'code-expired',
+  'code-already-used',
+  'no-code',
+  'error',
+  'enter-code',
+  'confirm-code',
+] satisfies DeviceOutcome[]);
+
+/** The data-outcome the test server's device pages carry (see oidc-server.mjs). */
+function deviceOutcome(html: string): DeviceOutcome {
+  const outcome = /data-outcome="([^"]+)"/.exec(html)?.[1];
+  if (outcome === undefined || !DEVICE_OUTCOMES.has(outcome)) throw new Error(`not a device page:
+${html.slice(0, 2000)}`);
+  return outcome as DeviceOutcome;
 }
 
 function waitForReady(child: ChildProcess, port: number, output: { stderr: string }): Promise<void> {

@@ -1,4 +1,6 @@
-import { OidcServer } from './oidc';
+import { createHash, randomBytes } from 'node:crypto';
+import { Browser } from '../browser';
+import { DEVICE_CODE_GRANT, OidcServer } from './oidc';
 import { ScriptedTokenServer } from './scripted-token-server';
 
 /**
@@ -214,6 +216,12 @@ describe('OidcServer with rotation and a 2 s access-token lifetime', () => {
     expect(postReq?.form).toMatchObject({ client_id: 'post-client', client_secret: 'post-secret' });
   });
 
+  it('without deviceIntervalSeconds the device authorization answer has no interval (RFC 8628: the client waits 5 s)', async () => {
+    const res = await postForm(oidc.deviceAuthorizationUrl, { scope: 'openid' }, oidc.clients.basic);
+    expect(res.status).toBe(200);
+    expect(res.json).not.toHaveProperty('interval');
+  });
+
   it('rejects an unknown mode', async () => {
     await expect(oidc.mode({ mode: 'teapot' } as never)).rejects.toThrow(/400/);
   });
@@ -246,6 +254,366 @@ describe('OidcServer without rotation', () => {
     await oidc.kill();
     await expect(fetch(`${oidc.issuer}/.well-known/openid-configuration`)).rejects.toThrow();
     await oidc.stop();
+  });
+});
+
+describe('OidcServer connect flows, driven by a hand-written client and the test browser', () => {
+  // Nothing listens here: the browser stops at it, as the vault's callback would receive it.
+  const REDIRECT_URI = 'http://127.0.0.1:9/callback/oidc';
+  let oidc: OidcServer;
+  beforeAll(async () => {
+    oidc = await OidcServer.start({ redirectUris: [REDIRECT_URI], deviceIntervalSeconds: 1, accessTtlSeconds: 600 });
+  });
+  afterAll(async () => {
+    await oidc.stop();
+  });
+  afterEach(async () => {
+    await oidc.reset();
+  });
+
+  interface Authorization {
+    verifier: string;
+    url: URL;
+  }
+
+  /** An authorization request as an OAuth 2.1 client builds it: PKCE S256, state, nonce. */
+  function authorization(params: Record<string, string> = {}): Authorization {
+    const verifier = randomBytes(32).toString('base64url');
+    const url = new URL(oidc.authorizationUrl);
+    url.search = new URLSearchParams({
+      client_id: oidc.clients.basic.id,
+      response_type: 'code',
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid email offline_access',
+      state: 'state-1',
+      nonce: 'nonce-1',
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      ...params,
+    }).toString();
+    return { verifier, url };
+  }
+
+  /** Opens the authorization URL in a fresh browser and stops at the redirect URI. */
+  async function authorize(url: URL, browser = new Browser()) {
+    return browser.follow(url, { until: (at) => at.href.startsWith(REDIRECT_URI) });
+  }
+
+  function exchange(code: string, verifier: string | undefined, redirectUri = REDIRECT_URI): Promise<Answer> {
+    const form: Record<string, string> = { grant_type: 'authorization_code', code, redirect_uri: redirectUri };
+    if (verifier !== undefined) form.code_verifier = verifier;
+    return postForm(oidc.tokenUrl, form, oidc.clients.basic);
+  }
+
+  function claimsOf(jwt: unknown): Record<string, unknown> {
+    const payload = typeof jwt === 'string' ? jwt.split('.')[1] : undefined;
+    if (payload === undefined) throw new Error(`not a JWT: ${String(jwt)}`);
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+  }
+
+  function userinfo(accessToken: string): Promise<Response> {
+    return fetch(oidc.userinfoUrl, { headers: { authorization: `Bearer ${accessToken}` } });
+  }
+
+  it('reads its new endpoints from the discovery document and registers the extra redirect URI', () => {
+    expect({
+      authorization: oidc.authorizationUrl,
+      userinfo: oidc.userinfoUrl,
+      device: oidc.deviceAuthorizationUrl,
+      verification: oidc.deviceVerificationUrl,
+      introspection: oidc.introspectionUrl,
+      redirectUris: oidc.redirectUris,
+    }).toEqual({
+      authorization: `${oidc.issuer}/auth`,
+      userinfo: `${oidc.issuer}/me`,
+      device: `${oidc.issuer}/device/auth`,
+      verification: `${oidc.issuer}/device`,
+      introspection: `${oidc.issuer}/token/introspection`,
+      redirectUris: ['http://127.0.0.1/callback', REDIRECT_URI],
+    });
+  });
+
+  it('authorization code + PKCE: the scripted login as alice lands on the redirect URI with a code; the exchange answers access, refresh and ID tokens', async () => {
+    const { url, verifier } = authorization();
+    await oidc.login({ accountId: 'alice' });
+    const landed = await authorize(url);
+    expect(landed.status).toBe(303);
+    expect(landed.url.searchParams.get('state')).toBe('state-1');
+    expect(landed.url.searchParams.get('iss')).toBe(oidc.issuer);
+    // login and consent come as two interactions
+    expect(landed.hops.map((hop) => hop.pathname.replace(/\/[^/]{20,}$/, '/:uid'))).toEqual(['/auth', '/interaction/:uid', '/auth/:uid', '/interaction/:uid', '/auth/:uid']);
+
+    const code = landed.url.searchParams.get('code') ?? '';
+    const tokens = await exchange(code, verifier);
+    expect(tokens.status).toBe(200);
+    // offline_access is dropped without prompt=consent, yet the grant has a refresh token
+    expect(tokens.json).toEqual({
+      access_token: expect.any(String),
+      refresh_token: expect.any(String),
+      id_token: expect.any(String),
+      expires_in: 600,
+      scope: 'openid email',
+      token_type: 'Bearer',
+    });
+    expect(claimsOf(tokens.json.id_token)).toMatchObject({ sub: 'alice', nonce: 'nonce-1', aud: oidc.clients.basic.id, iss: oidc.issuer });
+
+    const [recorded] = await oidc.requests();
+    expect(recorded?.form).toEqual({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
+    expect((await oidc.calls()).interactions).toEqual({ login: 1, consent: 1, denied: 0 });
+
+    // the refresh token rotates as the directly issued ones do
+    const refreshed = await oidc.refresh(tokens.json.refresh_token as string);
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.refresh_token).not.toBe(tokens.json.refresh_token);
+  });
+
+  it('a code is good once: exchanging it again answers invalid_grant and revokes the tokens it gave (RFC 6749 §4.1.2)', async () => {
+    const { url, verifier } = authorization();
+    const code = (await authorize(url)).url.searchParams.get('code') ?? '';
+    const tokens = await exchange(code, verifier);
+    expect(tokens.status).toBe(200);
+    const again = await exchange(code, verifier);
+    expect({ status: again.status, error: again.json.error }).toEqual({ status: 400, error: 'invalid_grant' });
+    expect((await oidc.calls()).refresh).toMatchObject({ total: 0 });
+    expect(await oidc.active(tokens.json.access_token as string)).toBe(false);
+    expect((await oidc.refresh(tokens.json.refresh_token as string)).status).toBe(400);
+  });
+
+  it('userinfo with the access token answers sub, and email for scope email', async () => {
+    const { url, verifier } = authorization();
+    await oidc.login({ accountId: 'carol' });
+    const tokens = await exchange((await authorize(url)).url.searchParams.get('code') ?? '', verifier);
+    const me = await userinfo(tokens.json.access_token as string);
+    expect({ status: me.status, body: await me.json() }).toEqual({
+      status: 200,
+      body: { sub: 'carol', email: 'carol@example.test', email_verified: true },
+    });
+
+    const openidOnly = authorization({ scope: 'openid' });
+    const plain = await exchange((await authorize(openidOnly.url)).url.searchParams.get('code') ?? '', openidOnly.verifier);
+    expect(await (await userinfo(plain.json.access_token as string)).json()).toEqual({ sub: expect.stringMatching(/^user-\d+$/) });
+  });
+
+  it('without a login script each flow logs in a fresh user-N', async () => {
+    const subs: unknown[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { url, verifier } = authorization();
+      const tokens = await exchange((await authorize(url)).url.searchParams.get('code') ?? '', verifier);
+      subs.push(claimsOf(tokens.json.id_token).sub);
+    }
+    expect(subs).toEqual([expect.stringMatching(/^user-\d+$/), expect.stringMatching(/^user-\d+$/)]);
+    expect(subs[0]).not.toBe(subs[1]);
+  });
+
+  it('a browser with a provider session skips the login: same account, no new interaction for it', async () => {
+    const browser = new Browser();
+    await oidc.login({ accountId: 'dave' });
+    await authorize(authorization().url, browser);
+    expect(browser.cookies(oidc.issuer).map((c) => c.name)).toEqual(expect.arrayContaining(['_session', '_session.sig']));
+
+    await oidc.login({ accountId: 'erin' });
+    const again = authorization();
+    const landed = await authorize(again.url, browser);
+    // the grant already covers the scopes: no interaction at all
+    expect(landed.hops.map((hop) => hop.pathname)).toEqual(['/auth']);
+    const tokens = await exchange(landed.url.searchParams.get('code') ?? '', again.verifier);
+    expect(claimsOf(tokens.json.id_token).sub).toBe('dave');
+    expect((await oidc.calls()).interactions).toEqual({ login: 1, consent: 1, denied: 0 });
+  });
+
+  it('an authorization request without PKCE is refused: redirect with error=invalid_request, no login', async () => {
+    const { url } = authorization();
+    url.searchParams.delete('code_challenge');
+    url.searchParams.delete('code_challenge_method');
+    const landed = await authorize(url);
+    expect(Object.fromEntries(landed.url.searchParams)).toEqual({
+      error: 'invalid_request',
+      error_description: 'Authorization Server policy requires PKCE to be used for this request',
+      state: 'state-1',
+      iss: oidc.issuer,
+    });
+    expect(landed.hops).toHaveLength(1);
+
+    const plain = authorization({ code_challenge_method: 'plain' });
+    expect((await authorize(plain.url)).url.searchParams.get('error_description')).toBe('not supported value of code_challenge_method');
+  });
+
+  it('an exchange without code_verifier, or with a wrong one, answers invalid_grant', async () => {
+    for (const verifier of [undefined, randomBytes(32).toString('base64url')]) {
+      const { url } = authorization();
+      const code = (await authorize(url)).url.searchParams.get('code') ?? '';
+      const res = await exchange(code, verifier);
+      expect({ status: res.status, error: res.json.error }).toEqual({ status: 400, error: 'invalid_grant' });
+    }
+  });
+
+  it('deny: the browser lands on the redirect URI with error=access_denied and the state', async () => {
+    await oidc.login({ deny: true });
+    const landed = await authorize(authorization().url);
+    expect(Object.fromEntries(landed.url.searchParams)).toEqual({
+      error: 'access_denied',
+      error_description: 'the user denied access',
+      state: 'state-1',
+      iss: oidc.issuer,
+    });
+    // the denial was used up: the next flow logs in
+    expect((await authorize(authorization().url)).url.searchParams.get('code')).toEqual(expect.any(String));
+    expect((await oidc.calls()).interactions).toEqual({ login: 1, consent: 1, denied: 1 });
+  });
+
+  it('an unregistered redirect_uri gets an error page at the provider, never a redirect', async () => {
+    const { url } = authorization({ redirect_uri: 'http://127.0.0.1:9/elsewhere' });
+    const page = await authorize(url);
+    expect({ status: page.status, at: page.url.pathname }).toEqual({ status: 400, at: '/auth' });
+    expect(page.body).toContain('redirect_uri did not match any of the client&#39;s registered redirect_uris');
+  });
+
+  it("the code exchange can fail on purpose (grantType 'authorization_code'); the code still works after", async () => {
+    const { url, verifier } = authorization();
+    const code = (await authorize(url)).url.searchParams.get('code') ?? '';
+    await oidc.mode({ mode: 'status', status: 503, body: { error: 'temporarily_unavailable' }, grantType: 'authorization_code', times: 1 });
+    // a refresh is not the mode's grant type: it passes and does not use up `times`
+    expect((await oidc.refresh((await oidc.issue()).refresh_token)).status).toBe(200);
+    expect((await exchange(code, verifier)).status).toBe(503);
+    expect((await exchange(code, verifier)).status).toBe(200);
+    expect((await oidc.calls()).injected).toBe(1);
+
+    const second = authorization();
+    const secondCode = (await authorize(second.url)).url.searchParams.get('code') ?? '';
+    await oidc.mode({ mode: 'status', status: 400, body: { error: 'invalid_grant' }, grantType: 'authorization_code' });
+    expect((await exchange(secondCode, second.verifier)).json).toEqual({ error: 'invalid_grant' });
+  });
+
+  it('rejects a bad login script and a grantType mode outside the token endpoint', async () => {
+    await expect(oidc.login({ accountId: '' })).rejects.toThrow(/400/);
+    await expect(oidc.login({ accountId: 'x', deny: true })).rejects.toThrow(/400/);
+    await expect(oidc.mode({ mode: 'hang', endpoint: 'revocation', grantType: 'x' })).rejects.toThrow(/400/);
+  });
+
+  describe('device authorization grant (RFC 8628)', () => {
+    async function deviceAuthorization(scope = 'openid email offline_access'): Promise<Answer> {
+      return postForm(oidc.deviceAuthorizationUrl, { scope }, oidc.clients.basic);
+    }
+    function poll(deviceCode: string, client: 'basic' | 'post' = 'basic'): Promise<Answer> {
+      const form = { grant_type: DEVICE_CODE_GRANT, device_code: deviceCode };
+      if (client === 'basic') return postForm(oidc.tokenUrl, form, oidc.clients.basic);
+      return postForm(oidc.tokenUrl, { ...form, client_id: oidc.clients.post.id, client_secret: oidc.clients.post.secret });
+    }
+
+    it('answers a user code, the verification URIs and the configured interval', async () => {
+      const res = await deviceAuthorization();
+      expect(res.status).toBe(200);
+      expect(res.json).toEqual({
+        device_code: expect.any(String),
+        user_code: expect.stringMatching(/^[A-Z]{4}-[A-Z]{4}$/),
+        verification_uri: oidc.deviceVerificationUrl,
+        verification_uri_complete: `${oidc.deviceVerificationUrl}?user_code=${res.json.user_code as string}`,
+        expires_in: 600,
+        interval: 1,
+      });
+      const [recorded] = await oidc.requests();
+      expect(recorded).toMatchObject({ path: '/device/auth', form: { scope: 'openid email offline_access' } });
+    });
+
+    it('polls answer authorization_pending until approveDevice, then tokens for the scripted account', async () => {
+      const { json } = await deviceAuthorization();
+      const deviceCode = json.device_code as string;
+      const pending = await poll(deviceCode);
+      expect({ status: pending.status, error: pending.json.error }).toEqual({ status: 400, error: 'authorization_pending' });
+
+      const approval = await oidc.approveDevice(json.user_code as string, { accountId: 'frank' });
+      expect({ outcome: approval.outcome, status: approval.status }).toEqual({ outcome: 'approved', status: 200 });
+      expect(approval.hops.map((hop) => hop.pathname.replace(/\/[^/]{20,}$/, '/:uid'))).toEqual([
+        '/device',
+        '/device',
+        '/device',
+        '/interaction/:uid',
+        '/device/:uid',
+        '/interaction/:uid',
+        '/device/:uid',
+      ]);
+
+      const tokens = await poll(deviceCode);
+      expect(tokens.status).toBe(200);
+      // unlike the authorization endpoint, the device flow keeps offline_access without prompt=consent
+      expect(tokens.json).toMatchObject({ token_type: 'Bearer', expires_in: 600, scope: 'openid email offline_access', refresh_token: expect.any(String) });
+      expect(claimsOf(tokens.json.id_token).sub).toBe('frank');
+      expect(await (await userinfo(tokens.json.access_token as string)).json()).toMatchObject({ sub: 'frank', email: 'frank@example.test' });
+      const refreshed = await oidc.refresh(tokens.json.refresh_token as string);
+      expect(refreshed.status).toBe(200);
+      // the device code is spent, and presenting it again revokes its grant, as a reused code does
+      expect((await poll(deviceCode)).json.error).toBe('invalid_grant');
+      expect(await oidc.active(refreshed.body.access_token as string)).toBe(false);
+    });
+
+    it('post-client gets the device grant too, with client_secret_post', async () => {
+      const res = await postForm(oidc.deviceAuthorizationUrl, { scope: 'openid', client_id: oidc.clients.post.id, client_secret: oidc.clients.post.secret });
+      expect((await oidc.approveDevice(res.json.user_code as string)).outcome).toBe('approved');
+      const tokens = await poll(res.json.device_code as string, 'post');
+      expect(claimsOf(tokens.json.id_token)).toMatchObject({ sub: expect.stringMatching(/^user-\d+$/), aud: oidc.clients.post.id });
+    });
+
+    it('deny: the device page says denied and the poll answers access_denied', async () => {
+      const { json } = await deviceAuthorization();
+      expect((await oidc.approveDevice(json.user_code as string, { deny: true })).outcome).toBe('denied');
+      const res = await poll(json.device_code as string);
+      expect({ status: res.status, error: res.json.error }).toEqual({ status: 400, error: 'access_denied' });
+    });
+
+    it('an unknown code, or one already approved, is refused on the page; a login script given with an unknown code is dropped', async () => {
+      const unknown = await oidc.approveDevice('BCDF-GHJK', { accountId: 'grace' });
+      expect(unknown.outcome).toBe('code-not-found');
+      expect(unknown.body).toContain('the code was not found');
+
+      const { json } = await deviceAuthorization();
+      // a wrong code's script was cleared: this login is a fresh user
+      expect((await oidc.approveDevice(json.user_code as string)).outcome).toBe('approved');
+      expect((await oidc.approveDevice(json.user_code as string)).outcome).toBe('code-already-used');
+      const tokens = await poll(json.device_code as string);
+      expect(claimsOf(tokens.json.id_token).sub).toMatch(/^user-\d+$/);
+    });
+
+    it("slow_down on demand: a status mode for the device grant answers the next N polls, other grants pass", async () => {
+      const { json } = await deviceAuthorization();
+      await oidc.mode({ mode: 'status', status: 400, body: { error: 'slow_down' }, grantType: DEVICE_CODE_GRANT, times: 2 });
+      expect((await oidc.refresh((await oidc.issue()).refresh_token)).status).toBe(200);
+      const answers = [];
+      for (let i = 0; i < 3; i++) answers.push((await poll(json.device_code as string)).json.error);
+      expect(answers).toEqual(['slow_down', 'slow_down', 'authorization_pending']);
+      expect((await oidc.calls()).injected).toBe(2);
+    });
+
+    it('the device authorization endpoint has failure modes too', async () => {
+      await oidc.mode({ endpoint: 'device_authorization', mode: 'status', status: 503, retryAfter: 2, times: 1 });
+      const failed = await deviceAuthorization();
+      expect({ status: failed.status, retryAfter: failed.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '2' });
+      expect((await deviceAuthorization()).status).toBe(200);
+    });
+  });
+
+  describe('client credentials', () => {
+    it('cc-client gets an access token for api:read with the --access-ttl lifetime, and no refresh token', async () => {
+      const res = await postForm(oidc.tokenUrl, { grant_type: 'client_credentials', scope: 'api:read' }, oidc.clients.cc);
+      expect({ status: res.status, body: res.json }).toEqual({
+        status: 200,
+        body: { access_token: expect.any(String), expires_in: 600, token_type: 'Bearer', scope: 'api:read' },
+      });
+      expect(await oidc.active(res.json.access_token as string, 'cc')).toBe(true);
+      const [recorded] = await oidc.requests();
+      expect(recorded?.headers.authorization).toBe(`Basic ${Buffer.from('cc-client:cc-secret').toString('base64')}`);
+    });
+
+    it('a scope the API does not have is dropped; a user client may not use the grant', async () => {
+      const other = await postForm(oidc.tokenUrl, { grant_type: 'client_credentials', scope: 'api:admin' }, oidc.clients.cc);
+      expect(other.json).toEqual({ access_token: expect.any(String), expires_in: 600, token_type: 'Bearer' });
+
+      const basic = await postForm(oidc.tokenUrl, { grant_type: 'client_credentials', scope: 'api:read' }, oidc.clients.basic);
+      expect({ status: basic.status, body: basic.json }).toEqual({
+        status: 400,
+        // oidc-provider's code for it, where RFC 6749 §5.2 has unauthorized_client
+        body: { error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' },
+      });
+    });
   });
 });
 
