@@ -416,7 +416,7 @@ export class Refresher {
 /**
  * The token fields of a credential after a token answer at `now`. Without a new refresh token
  * the old one stays valid (RFC 6749 §6), and so does what was known of its end, unless the
- * answer says otherwise (LinkedIn extends it on every refresh).
+ * answer says how long it has left (LinkedIn reports `refresh_token_expires_in` on every refresh).
  */
 export function tokenFields(
   tokens: TokenSet,

@@ -1,22 +1,62 @@
 import type { ProviderHooks } from '../hooks';
 import { standardHooks } from '../hooks';
+import { atlassian } from './atlassian';
+import { auth0 } from './auth0';
+import { box } from './box';
+import { discord } from './discord';
+import { dropbox } from './dropbox';
+import { flickr } from './flickr';
 import { github } from './github';
+import { gitlab } from './gitlab';
 import { google } from './google';
+import { hubspot } from './hubspot';
+import { intuit } from './intuit';
+import { jiraServer } from './jira-server';
+import { linkedin } from './linkedin';
 import { microsoft } from './microsoft';
+import { okta } from './okta';
 import { fillTemplate, templateParts, type ProviderPreset } from './preset';
+import { reddit } from './reddit';
+import { salesforce } from './salesforce';
 import { slack } from './slack';
+import { spotify } from './spotify';
+import { strava } from './strava';
+import { trello } from './trello';
+import { twitch } from './twitch';
 import { twitter } from './twitter';
+import { xero } from './xero';
+import { zoom } from './zoom';
 
 export type { OAuth1Preset, OAuth2Preset, PresetParam, ProviderPreset } from './preset';
 
 /** Every built-in preset by the name `preset:` takes. One file per provider. */
 export const CATALOG: ReadonlyMap<string, ProviderPreset> = new Map<string, ProviderPreset>(
   Object.entries({
+    atlassian,
+    auth0,
+    box,
+    discord,
+    dropbox,
+    flickr,
     github,
+    gitlab,
     google,
+    hubspot,
+    intuit,
+    'jira-server': jiraServer,
+    linkedin,
     microsoft,
+    okta,
+    reddit,
+    salesforce,
     slack,
+    spotify,
+    strava,
+    trello,
+    twitch,
     twitter,
+    xero,
+    zoom,
   }).sort(([a], [b]) => a.localeCompare(b)),
 );
 

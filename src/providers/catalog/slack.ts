@@ -42,6 +42,7 @@ export const slack: OAuth2Preset = {
     'scopes are comma-separated',
     'tokens never expire and come without a refresh token unless token rotation is on (then 12 h, with rotating refresh tokens)',
     'a user token comes under `authed_user`; account id is `T…` for a workspace install, `T…:U…` for a user token',
+    'no RFC 7009 revocation endpoint (`auth.revoke` is a Web API method called with the token itself)',
   ],
   hooks,
 };
