@@ -71,6 +71,9 @@ export class ConnectService {
   /** POST /connect/:provider. */
   async start(caller: string, providerId: string, provider: ProviderConfig, request: StartRequest): Promise<StartAnswer> {
     if (request.flow === 'device') return this.startDevice(caller, providerId, provider, request);
+    if (provider.type === 'oauth1' && request.scopes !== null) {
+      throw new InvalidRequestError('OAuth 1.0a has no scopes: give the provider its authorizeParams instead', [{ path: 'body.scopes', message: 'not for an OAuth 1.0a provider' }]);
+    }
     const returnTo = this.checkReturnTo(request.returnTo);
     const publicUrl = this.requirePublicUrl();
     const id = `cs_${token(16)}`;
@@ -138,6 +141,7 @@ export class ConnectService {
     const presented = cookies[name];
     const binding = presented ?? token(32);
     const existing = await this.deps.sessions.bind(id, sha256(binding));
+    if (existing === 'gone') throw new InvalidRequestError('this connect link is unknown, finished or expired; start again from the application');
     if (existing !== null && !sameHash(existing, sha256(binding))) {
       throw new InvalidRequestError('this connect link was already opened in another browser; start again from the application');
     }
@@ -153,7 +157,8 @@ export class ConnectService {
    */
   async callback(providerId: string, provider: ProviderConfig | undefined, query: Query, cookies: Record<string, string>): Promise<BrowserAnswer> {
     const state = typeof query.state === 'string' ? query.state : '';
-    const [id = '', secret = ''] = state.split('.');
+    const parts = state.split('.');
+    const [id = '', secret = ''] = parts.length === 2 ? parts : [];
     const session = id && secret ? await this.deps.sessions.get(id) : null;
     if (!session || !provider || session.provider !== providerId || session.flow === 'device' || !session.stateHash || !sameHash(session.stateHash, sha256(secret))) {
       throw new InvalidRequestError('unknown or expired state: start again from the application');
@@ -203,7 +208,10 @@ export class ConnectService {
     if (!provider.userinfoUrl) return null;
     const info = await this.deps.client.userinfo(provider.userinfoUrl, new Secret(tokens.accessToken));
     const value = info?.[provider.accountIdField];
-    return typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 256) : null;
+    if (typeof value === 'string' || typeof value === 'number') return String(value).slice(0, 256);
+    // Connected all the same, but inbound revocation webhooks will not find this credential.
+    this.deps.logger.warn({ field: provider.accountIdField, answered: info !== null }, 'the userinfo call gave no account id; the credential is stored without one');
+    return null;
   }
 
   /** An OAuth 2.0 credential from a token answer at `now`. */
@@ -322,9 +330,10 @@ export class ConnectService {
     return { flow, id, url: new URL(`connect/start/${id}`, withSlash(publicUrl)).toString(), expiresAt };
   }
 
+  /** Scoped to the vault's base path: the start URL reads it back (a reload) and the callback checks it. */
   private bindingCookie(name: string, value: string | null, maxAgeSeconds: number): BrowserAnswer['cookie'] {
     const publicUrl = this.requirePublicUrl();
-    return { name, value, maxAgeSeconds, path: new URL('callback/', withSlash(publicUrl)).pathname, secure: publicUrl.startsWith('https:') };
+    return { name, value, maxAgeSeconds, path: new URL(withSlash(publicUrl)).pathname, secure: publicUrl.startsWith('https:') };
   }
 
   private checkReturnTo(returnTo: string | null): string {

@@ -143,12 +143,20 @@ export class ConnectSessions {
     return JSON.parse((await this.envelope.open(blob, aad(id))).toString('utf8')) as ConnectSecrets;
   }
 
-  /** Binds the session to a browser; the binding already there (another browser's, or this one's) when it was bound before. */
-  async bind(id: string, bindingHash: string): Promise<string | null> {
+  /**
+   * Binds the session to a browser: null when this call bound it, else the binding already there
+   * (another browser's, or this one's on a reload), or 'gone' when the session expired meanwhile.
+   */
+  async bind(id: string, bindingHash: string): Promise<string | null | 'gone'> {
     const key = this.keys.connectSession(id);
-    const [[, set], [, current]] = (await withStoreErrors(() =>
-      this.redis.multi().hsetnx(key, FIELDS.bindingHash, bindingHash).hget(key, FIELDS.bindingHash).exec(),
-    )) as [[null, number], [null, string | null]];
+    const [[, exists], [, set], [, current]] = (await withStoreErrors(() =>
+      this.redis.multi().exists(key).hsetnx(key, FIELDS.bindingHash, bindingHash).hget(key, FIELDS.bindingHash).exec(),
+    )) as [[null, number], [null, number], [null, string | null]];
+    if (exists === 0) {
+      // HSETNX created a stray hash: remove it rather than leave a session without an expiry.
+      await withStoreErrors(() => this.redis.del(key));
+      return 'gone';
+    }
     if (set === 1) await withStoreErrors(() => this.redis.hset(key, FIELDS.status, 'started'));
     return set === 1 ? null : current;
   }
