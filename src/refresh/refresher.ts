@@ -161,6 +161,14 @@ export class Refresher {
     // The version seen while another caller held the lease (0: no record yet, an app token being minted).
     let versionWhileHeld: number | null = null;
     for (;;) {
+      if (create) {
+        // A mint failed a moment ago (here or on another replica): answer its outcome, do not call again.
+        const backoff = await store.mintBackoffMs(user, providerId);
+        if (backoff > 0) {
+          this.count(providerId, trigger, 'backoff');
+          return { kind: 'failed', error: 'transient', retryAfterSeconds: Math.max(1, Math.ceil(backoff / 1000)) };
+        }
+      }
       const lease = await store.acquireLease(user, providerId, settings.leaseSeconds * 1000, owner, trigger === 'on_demand' ? PROBE_GAP_MS : 0, create);
       if (lease.status === 'acquired') return this.run(user, providerId, owner, trigger, isFresh, create);
       if (lease.status === 'absent') return { kind: 'gone' };
@@ -286,11 +294,15 @@ export class Refresher {
     const result = await this.callProvider(APP_USER, providerId, provider, owner, trigger, () => this.deps.client.clientCredentials(provider, hooks));
     if (result === 'lease_lost') return { kind: 'failed', error: 'transient', retryAfterSeconds: 1 };
     if (result.outcome !== 'ok') {
-      // Nothing to record a failure on: the lease is given back and the next caller tries again.
+      // No record to keep the failure on: a backoff key stops every replica from calling again
+      // for the probe gap (or the provider's Retry-After), then the lease is given back.
+      const retryAfter = result.outcome === 'transient' ? result.retryAfterSeconds : null;
+      await store.backOffMint(APP_USER, providerId, Math.max(PROBE_GAP_MS, (retryAfter ?? 0) * 1000));
       await store.releaseLease(APP_USER, providerId, owner);
       this.count(providerId, trigger, result.outcome);
-      logger.warn({ provider: providerId, trigger, outcome: result.outcome, reason: result.reason }, 'minting an app token failed');
-      const retryAfter = result.outcome === 'transient' ? result.retryAfterSeconds : null;
+      const line = { provider: providerId, trigger, outcome: result.outcome, reason: result.reason };
+      if (result.outcome === 'invalid_client') logger.error(line, 'minting an app token failed: the provider refused every configured client secret');
+      else logger.warn(line, 'minting an app token failed');
       return { kind: 'failed', error: result.outcome === 'transient' ? 'transient' : 'provider_error', retryAfterSeconds: Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, retryAfter ?? 1)) };
     }
     const now = this.deps.clock.now();

@@ -317,6 +317,16 @@ export class CredentialStore {
     return replies.reduce((sum, [, count]) => sum + Number(count ?? 0), 0);
   }
 
+  /** After a failed app-token mint: no replica tries again for `ms` (there is no record to keep the failure on). */
+  async backOffMint(user: string, provider: string, ms: number): Promise<void> {
+    await withStoreErrors(() => this.redis.set(this.keys.mintBackoff(user, provider), '1', 'PX', Math.max(1, ms)));
+  }
+
+  /** How long minting this app token still backs off (ms; 0: not at all). */
+  async mintBackoffMs(user: string, provider: string): Promise<number> {
+    return Math.max(0, await withStoreErrors(() => this.redis.pttl(this.keys.mintBackoff(user, provider))));
+  }
+
   /**
    * Takes the refresh lease of one credential (on-demand and forced refreshes); with
    * `orAbsent`, also of one that does not exist yet (an app token about to be minted).

@@ -69,6 +69,11 @@ export class Keys {
     return `${this.shard(user)}due`;
   }
 
+  /** STRING that exists (with a TTL) while minting an app token is backing off after a failure. */
+  mintBackoff(user: string, provider: string): string {
+    return `${this.shard(user)}mint-backoff:${provider}`;
+  }
+
   kekCounts(user: string): string {
     return `${this.shard(user)}kek`;
   }

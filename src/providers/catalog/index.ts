@@ -57,7 +57,7 @@ export const CATALOG: ReadonlyMap<string, ProviderPreset> = new Map<string, Prov
     twitter,
     xero,
     zoom,
-  }).sort(([a], [b]) => a.localeCompare(b)),
+  }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
 );
 
 /** The hooks of a configured provider: its preset's, or the RFC defaults. */

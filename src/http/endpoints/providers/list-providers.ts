@@ -35,7 +35,7 @@ export function listProviders(deps: Deps) {
     async handle({ caller, res }) {
       const providers = [...deps.providers.entries()]
         .filter(([id]) => mayUseProvider(caller, id))
-        .sort(([a], [b]) => a.localeCompare(b))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
         .map(([id, provider]) => providerView(id, provider));
       res.json({ providers });
     },
