@@ -335,5 +335,10 @@ export type Config = z.output<ReturnType<typeof buildConfigSchema>>;
 export type ProviderConfig = Config['providers'][string];
 export type OAuth2ProviderConfig = Extract<ProviderConfig, { type: 'oauth2' }>;
 export type OAuth1ProviderConfig = Extract<ProviderConfig, { type: 'oauth1' }>;
+
+/** A client-credentials provider: its one app token lives at /tokens/_app/:provider. */
+export function isAppProvider(provider: ProviderConfig | undefined): provider is OAuth2ProviderConfig {
+  return provider?.type === 'oauth2' && provider.grant === 'client_credentials';
+}
 export type CallerConfig = Config['callers'][number];
 export type SubscriberConfig = Config['webhooks']['subscribers'][number];

@@ -8,12 +8,12 @@ import { InvalidRequestError, NotFoundError, ProviderError, ProviderUnavailableE
 import type { Metrics } from '../observability/metrics';
 import { hooksOf } from '../providers/catalog';
 import type { OAuth1HttpClient, OAuth1Result } from '../providers/oauth1/oauth1-client';
-import type { OAuth2Client, TokenSet } from '../providers/oauth2-client';
+import { isOAuthErrorCode, type OAuth2Client, type TokenSet } from '../providers/oauth2-client';
 import { tokenFields } from '../refresh/refresher';
 import { Secret } from '../secret';
 import { idTokenSubject } from './id-token';
 import { isAllowedReturnTo, withOutcome } from './return-to';
-import type { ConnectFlow, ConnectSession, ConnectSessions } from './sessions';
+import type { ConnectSession, ConnectSessions } from './sessions';
 
 /** DESIGN §4: a browser flow's state lives 10 minutes. */
 export const BROWSER_FLOW_TTL_MS = 10 * 60_000;
@@ -56,7 +56,6 @@ type Query = Record<string, unknown>;
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 const token = (bytes: number) => randomBytes(bytes).toString('base64url');
-const OAUTH_ERROR = /^[a-z_]{1,64}$/;
 
 /**
  * The connect flows of DESIGN §4: authorization code with PKCE, OAuth 1.0a three-legged, and
@@ -91,7 +90,7 @@ export class ConnectService {
       const callback = new URL(redirectUri);
       callback.searchParams.set('state', state);
       const temporary = await this.deps.oauth1.requestToken({ ...provider, requestTokenUrl: provider.requestTokenUrl }, callback.toString());
-      const tokens = this.providerAnswer(temporary, providerId, 'oauth1');
+      const tokens = this.providerAnswer(temporary, providerId);
       const authorize = new URL(provider.authorizeUrl);
       for (const [name, value] of Object.entries(provider.authorizeParams)) authorize.searchParams.set(name, value);
       authorize.searchParams.set('oauth_token', tokens.token.reveal());
@@ -303,7 +302,7 @@ export class ConnectService {
     if (!sameText(query.oauth_token, secrets.requestToken)) return { error: 'invalid_request' };
     const temporary = { token: new Secret(secrets.requestToken), tokenSecret: new Secret(secrets.requestTokenSecret) };
     const answer = await this.deps.oauth1.accessToken({ ...provider, accessTokenUrl: provider.accessTokenUrl! }, temporary, query.oauth_verifier);
-    const tokens = this.providerAnswer(answer, session.provider, 'oauth1');
+    const tokens = this.providerAnswer(answer, session.provider);
     const field = provider.accountIdField ? tokens.fields[provider.accountIdField] : undefined;
     const accountId = field ? field.slice(0, 256) : null;
     const credential: OAuth1Credential = { type: 'oauth1', oauthToken: tokens.token, oauthTokenSecret: tokens.tokenSecret, issuedAt: this.deps.clock.now(), accountId, metadata: null };
@@ -311,9 +310,10 @@ export class ConnectService {
     return { version: meta.version, accountId };
   }
 
-  private providerAnswer(result: OAuth1Result, providerId: string, flow: ConnectFlow): Extract<OAuth1Result, { outcome: 'ok' }>['tokens'] {
+  /** The tokens of an OAuth 1.0a connect step, or the error its failure is for the caller. */
+  private providerAnswer(result: OAuth1Result, providerId: string): Extract<OAuth1Result, { outcome: 'ok' }>['tokens'] {
     if (result.outcome === 'ok') return result.tokens;
-    this.deps.logger.warn({ provider: providerId, flow, outcome: result.outcome, reason: result.reason }, 'the OAuth 1.0a provider refused a connect step');
+    this.deps.logger.warn({ provider: providerId, flow: 'oauth1', outcome: result.outcome, reason: result.reason }, 'the OAuth 1.0a provider refused a connect step');
     if (result.outcome === 'transient') throw new ProviderUnavailableError(`${providerId} is unavailable; the connect flow could not continue`, result.retryAfterSeconds ?? 5);
     throw new ProviderError(`${providerId} refused a step of the OAuth 1.0a connect flow`);
   }
@@ -361,7 +361,7 @@ function withSlash(url: string): string {
 }
 
 function oauthError(value: unknown): string {
-  return typeof value === 'string' && OAUTH_ERROR.test(value) ? value : 'provider_error';
+  return isOAuthErrorCode(value) ? value : 'provider_error';
 }
 
 function sameHash(a: string, b: string): boolean {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
-import type { OAuth1ProviderConfig, ProviderConfig } from '../config/schema';
+import { isAppProvider, type OAuth1ProviderConfig, type ProviderConfig } from '../config/schema';
 import { InvalidRequestError, NotFoundError, PreconditionFailedError, ProviderError, ProviderUnavailableError, ReauthRequiredError, UnavailableError } from '../errors';
 import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
@@ -96,7 +96,7 @@ export class CredentialService {
     provider?: ProviderConfig,
   ): Promise<{ meta: CredentialMeta; credential: Credential; stale: boolean }> {
     const { store, sealed, clock, refresher } = this.deps;
-    const appToken = provider?.type === 'oauth2' && provider.grant === 'client_credentials';
+    const appToken = isAppProvider(provider);
     const isFresh = (_: unknown, current: OAuth2Credential) => !needsRefresh(current, minTtlSeconds, clock.now());
     const stored = await store.get(user, providerId);
     if (!stored) {

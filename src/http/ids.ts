@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { mayUseProvider, type Caller } from '../auth/callers';
-import { PROVIDER_ID, type OAuth2ProviderConfig, type ProviderConfig } from '../config/schema';
+import { isAppProvider, PROVIDER_ID, type OAuth2ProviderConfig, type ProviderConfig } from '../config/schema';
 import type { Deps } from '../deps';
 import { ForbiddenError, InvalidRequestError, NotFoundError } from '../errors';
 
@@ -27,10 +27,6 @@ export function requireAppProvider(deps: Deps, caller: Caller, id: string): OAut
   const provider = requireProvider(deps, caller, id);
   if (!isAppProvider(provider)) throw new InvalidRequestError(`provider "${id}" has no app token: it is not a client_credentials provider`);
   return provider;
-}
-
-export function isAppProvider(provider: ProviderConfig): provider is OAuth2ProviderConfig {
-  return provider.type === 'oauth2' && provider.grant === 'client_credentials';
 }
 
 export function credentialPath(user: string, provider: string): string {

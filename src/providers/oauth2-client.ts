@@ -180,7 +180,7 @@ export class OAuth2Client {
         result = { outcome: 'error', reason: 'invalid_client' };
         continue;
       }
-      return { outcome: 'error', reason: typeof error === 'string' && /^[a-z_]{1,64}$/.test(error) ? error : `HTTP ${status}` };
+      return { outcome: 'error', reason: isOAuthErrorCode(error) ? error : `HTTP ${status}` };
     }
     return result;
   }
@@ -270,9 +270,14 @@ export class OAuth2Client {
   }
 }
 
+/** Does a provider's `error` look like an OAuth error code (safe to log and to pass on), not free text? */
+export function isOAuthErrorCode(value: unknown): value is string {
+  return typeof value === 'string' && /^[a-z_]{1,64}$/.test(value);
+}
+
 /** A provider's error code, when it looks like one; never free provider text in logs. */
 function safeCode(error: string): string {
-  return /^[a-z_]{1,64}$/.test(error) ? error : 'provider error';
+  return isOAuthErrorCode(error) ? error : 'provider error';
 }
 
 function formEncode(value: string): string {

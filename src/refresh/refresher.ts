@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
-import type { OAuth2ProviderConfig, ProviderConfig } from '../config/schema';
+import { isAppProvider, type OAuth2ProviderConfig, type ProviderConfig } from '../config/schema';
 import { APP_USER, type OAuth2Credential } from '../credentials/credential';
 import type { SealedCredentials } from '../credentials/sealed-credentials';
 import { CredentialUnreadableError, PreconditionFailedError } from '../errors';
@@ -197,7 +197,7 @@ export class Refresher {
     const stored = await store.get(user, providerId);
     if (!stored) {
       const provider = this.deps.providers.get(providerId);
-      if (create && provider?.type === 'oauth2' && provider.grant === 'client_credentials') return this.mint(providerId, provider, owner, trigger);
+      if (create && isAppProvider(provider)) return this.mint(providerId, provider, owner, trigger);
       await release();
       return { kind: 'gone' };
     }

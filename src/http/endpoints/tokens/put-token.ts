@@ -5,7 +5,8 @@ import type { Deps } from '../../../deps';
 import { InvalidRequestError } from '../../../errors';
 import { Secret } from '../../../secret';
 import { endpoint } from '../../endpoint';
-import { credentialParams, credentialPath, isAppProvider, requireProvider } from '../../ids';
+import { isAppProvider } from '../../../config/schema';
+import { credentialParams, credentialPath, requireProvider } from '../../ids';
 import { etag, expectedVersion } from '../../preconditions';
 
 const MAX_LIFETIME_SECONDS = 315_360_000; // ten years
