@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
 import type { CallerKeys } from './app';
 import { Browser, type FollowResult } from './browser';
 
@@ -184,39 +183,6 @@ export async function walkFlow(startUrl: string | URL, returnOrigin: string, bro
     providerUrl: end.hops[1],
     callbackUrl: end.hops.find((hop) => hop.pathname.startsWith('/callback/')),
   };
-}
-
-/** Every Redis key name and every value (hash fields, set and list members), as one buffer to search. */
-export async function redisDump(client: Redis): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) {
-      parts.push(Buffer.from(key));
-      const type = await client.type(key);
-      if (type === 'string') parts.push((await client.getBuffer(key)) ?? Buffer.alloc(0));
-      else if (type === 'hash') for (const [field, value] of Object.entries(await client.hgetallBuffer(key))) parts.push(Buffer.from(field), value);
-      else if (type === 'set') parts.push(...(await client.smembersBuffer(key)));
-      else if (type === 'zset') parts.push(...(await client.zrangeBuffer(key, '0', '-1')));
-      else if (type === 'list') parts.push(...(await client.lrangeBuffer(key, '0', '-1')));
-      else if (type !== 'none') throw new Error(`unexpected Redis type ${type} at ${key}`);
-    }
-  } while (cursor !== '0');
-  return Buffer.concat(parts);
-}
-
-/** The labels of the secrets found in `haystack`, in clear or base64/base64url/hex encoded. */
-export function secretsIn(haystack: string | Buffer, secrets: Map<string, string>): string[] {
-  const text = Buffer.isBuffer(haystack) ? haystack.toString('latin1') : haystack;
-  const found: string[] = [];
-  for (const [label, value] of secrets) {
-    const bytes = Buffer.from(value, 'utf8');
-    const forms = [value, encodeURIComponent(value), bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex')];
-    if (forms.some((form) => text.includes(form))) found.push(label);
-  }
-  return found;
 }
 
 /**

@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { callerKeys, startVault, TestClock, type TestVault } from '../../helpers/app';
 import { Browser } from '../../helpers/browser';
-import { closeServer, connectAuth, connectCallers, listen, portOf, ProviderTraffic, redisDump, secretsIn, walkFlow } from '../../helpers/connect';
+import { closeServer, connectAuth, connectCallers, listen, portOf, ProviderTraffic, walkFlow } from '../../helpers/connect';
+import { dumpRedis, secretsIn } from '../../helpers/checks';
 import { OAuth1Server, type OAuth1ServerRequest } from '../../helpers/providers/oauth1-server';
 import { RedisServer } from '../../helpers/redis-server';
 
@@ -221,9 +222,9 @@ test('the temporary credentials wait in Redis sealed, never in clear, and are go
     ['request token', temporary.token],
     ['request token secret', temporary.secret],
   ]);
-  const pending = await redisDump(client);
+  const pending = (await dumpRedis(client, '')).values;
   expect(pending.includes(Buffer.from(started.id))).toBe(true);
-  expect(secretsIn(pending, secrets)).toEqual([]);
+  expect(secretsIn(pending, Object.fromEntries(secrets))).toEqual([]);
 
   provider.nextAuthorization({ accountId: 'tw-carol' });
   const flow = await walkFlow(started.url, RETURN_ORIGIN);
@@ -235,7 +236,7 @@ test('the temporary credentials wait in Redis sealed, never in clear, and are go
   const session = await client.hgetall(vault.deps.keys.connectSession(started.id));
   expect(session).toMatchObject({ status: 'connected', used: '1' });
   expect(session.blob).toBeUndefined();
-  expect(secretsIn(await redisDump(client), secrets)).toEqual([]);
+  expect(secretsIn((await dumpRedis(client, '')).values, Object.fromEntries(secrets))).toEqual([]);
 });
 
 test('the user denies at the authorize page: return_to gets error=access_denied, no token credentials are asked for or stored', async () => {
@@ -333,5 +334,5 @@ test('no secret of any flow reaches the logs (trace level): consumer secrets, pr
   for (const expected of ['answer oauth_token_secret', 'oauth_verifier', 'oauth_signature']) expect(labels).toContain(expected);
   const logs = vault.logs.text();
   expect(logs).toContain('/callback/twitter?');
-  expect(secretsIn(logs, secrets)).toEqual([]);
+  expect(secretsIn(logs, Object.fromEntries(secrets))).toEqual([]);
 });
