@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { startVault, type TestVault } from '../../helpers/app';
+import { dumpRedis } from '../../helpers/checks';
 import { RedisServer } from '../../helpers/redis-server';
 
 /**
@@ -122,30 +123,8 @@ function expectNoSecretsIn(haystack: Buffer | string, where: string): void {
   }
 }
 
-async function dumpRedis(): Promise<{ keys: string[]; values: Buffer }> {
-  const keys: string[] = [];
-  const parts: Buffer[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await client.scan(cursor, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  for (const key of keys) {
-    parts.push(Buffer.from(key));
-    const type = await client.type(key);
-    if (type === 'string') parts.push((await client.getBuffer(key)) ?? Buffer.alloc(0));
-    else if (type === 'hash') for (const [field, value] of Object.entries(await client.hgetallBuffer(key))) parts.push(Buffer.from(field), value);
-    else if (type === 'set') parts.push(...(await client.smembersBuffer(key)));
-    else if (type === 'zset') parts.push(...(await client.zrangeBuffer(key, '0', '-1')));
-    else if (type === 'list') parts.push(...(await client.lrangeBuffer(key, '0', '-1')));
-    else throw new Error(`unexpected Redis type ${type} at ${key}`);
-  }
-  return { keys, values: Buffer.concat(parts) };
-}
-
 test('Redis holds no token, secret, API key or KEK in any key or value', async () => {
-  const { keys, values } = await dumpRedis();
+  const { keys, values } = await dumpRedis(client, '');
   expect(keys.some((key) => key.includes(':cred:leak-check:github'))).toBe(true);
   expect(keys.some((key) => key.includes(':cred:leak-check:twitter'))).toBe(true);
   expectNoSecretsIn(values, 'Redis');
