@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { KeyringError, type Keyring } from '../crypto/keyring';
 import type { KeyringHolder } from '../crypto/keyring-holder';
@@ -6,7 +6,8 @@ import { InvalidRequestError, KeyInUseError } from '../errors';
 import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import { SHARD_COUNT, type Keys } from '../store/keys';
-import { withStoreErrors } from '../store/redis';
+import { withStoreErrors, type RedisClient } from '../store/redis';
+import { masterFor, scanKeys } from '../store/topology';
 import { encodeOutboxEntry } from '../webhooks/outbound/outbox';
 
 /**
@@ -18,7 +19,7 @@ import { encodeOutboxEntry } from '../webhooks/outbound/outbox';
  * the old keyring stays in force.
  */
 export interface KeyAdminDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   holder: KeyringHolder;
   /** Reads the keyring again from its source (file or environment). */
@@ -132,12 +133,12 @@ export class KeyAdmin {
 
   /** Records protected by each KEK, summed over every shard (kept exact by the write scripts). */
   async recordsByKek(): Promise<Record<string, number>> {
-    const pipeline = this.deps.redis.pipeline();
-    for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.hgetall(this.deps.keys.shardKey(shard, 'kek'));
-    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
+    const { redis, keys } = this.deps;
+    // One command per shard, all sent at once: pipelined per Redis node (store/redis.ts).
+    const hashes = await withStoreErrors(() => Promise.all(Array.from({ length: SHARD_COUNT }, (_, shard) => redis.hgetall(keys.shardKey(shard, 'kek')))));
     const counts: Record<string, number> = {};
-    for (const [, hash] of replies) {
-      for (const [id, n] of Object.entries((hash ?? {}) as Record<string, string>)) counts[id] = (counts[id] ?? 0) + Number(n);
+    for (const hash of hashes) {
+      for (const [id, n] of Object.entries(hash)) counts[id] = (counts[id] ?? 0) + Number(n);
     }
     return counts;
   }
@@ -212,45 +213,33 @@ export class KeyAdmin {
    * version counter moved since the scan (a write raced it) is counted again, up to 3 passes.
    */
   async recount(): Promise<{ shards: number; repaired: number; busy: number[] }> {
-    const { redis, keys } = this.deps;
+    const { keys } = this.deps;
     let pending = Array.from({ length: SHARD_COUNT }, (_, i) => i);
     let repaired = 0;
     // WATCH belongs to a connection: one of our own, used for one shard at a time.
-    const client = redis.duplicate({ enableOfflineQueue: true });
+    const client = this.transactionClient();
     try {
-    for (let pass = 0; pass < 3 && pending.length > 0; pass++) {
-      const seqBefore = await this.seqs(pending);
-      const byShard = await this.scanCredentials(new Set(pending));
-      const retry: number[] = [];
-      for (const shard of pending) {
-        const kekKey = keys.shardKey(shard, 'kek');
-        const statesKey = keys.shardKey(shard, 'states');
-        const seqKey = keys.shardKey(shard, 'seq');
-        await client.watch(kekKey, statesKey, seqKey);
-        if ((await client.get(seqKey)) !== seqBefore.get(shard)) {
-          await client.unwatch();
-          retry.push(shard);
-          continue;
+      await withStoreErrors(() => client.connect());
+      for (let pass = 0; pass < 3 && pending.length > 0; pass++) {
+        const seqBefore = await this.seqs(pending);
+        const byShard = await this.scanCredentials(new Set(pending));
+        const retry: number[] = [];
+        for (const shard of pending) {
+          const kekKey = keys.shardKey(shard, 'kek');
+          // The shard's master itself: WATCH, the reads and EXEC must share its connection, which
+          // a Cluster client would not promise for a keyless UNWATCH.
+          let node: Redis;
+          try {
+            node = masterFor(client, kekKey);
+          } catch {
+            retry.push(shard);
+            continue;
+          }
+          if (await this.recountShard(node, shard, byShard.get(shard) ?? [], seqBefore.get(shard) ?? null)) repaired++;
+          else retry.push(shard);
         }
-        {
-          const members = byShard.get(shard) ?? [];
-          const rows = members.length ? await Promise.all(members.map((key) => client.hmget(key, 'kek', 'state'))) : [];
-          const kek: Record<string, number> = {};
-          const states: Record<string, number> = {};
-          rows.forEach(([id, state], i) => {
-            if (id) kek[id] = (kek[id] ?? 0) + 1;
-            // Deleted records waiting for upstream revocation still hold their KEK, but are no credential.
-            if (state && keys.parseCredentialKey(members[i]!)) states[state] = (states[state] ?? 0) + 1;
-          });
-          const multi = client.multi().del(kekKey, statesKey);
-          if (Object.keys(kek).length) multi.hset(kekKey, kek);
-          if (Object.keys(states).length) multi.hset(statesKey, states);
-          if ((await multi.exec()) === null) retry.push(shard);
-          else repaired++;
-        }
+        pending = retry;
       }
-      pending = retry;
-    }
     } finally {
       client.disconnect();
     }
@@ -258,30 +247,78 @@ export class KeyAdmin {
     return { shards: SHARD_COUNT, repaired, busy: pending };
   }
 
+  /** A second client whose connections carry WATCH state for recount (one per node on a cluster). */
+  private transactionClient(): RedisClient {
+    const { redis } = this.deps;
+    const client = redis instanceof Cluster ? redis.duplicate(undefined, { enableOfflineQueue: true }) : redis.duplicate({ enableOfflineQueue: true });
+    client.on('error', () => undefined);
+    return client;
+  }
+
+  /**
+   * Rewrites one shard's counters from its records under WATCH; false when a write raced it (its
+   * version counter moved since the scan, or EXEC was aborted) or its slot moved to another node.
+   */
+  private async recountShard(node: Redis, shard: number, members: string[], seqBefore: string | null): Promise<boolean> {
+    const { keys } = this.deps;
+    const kekKey = keys.shardKey(shard, 'kek');
+    const statesKey = keys.shardKey(shard, 'states');
+    const seqKey = keys.shardKey(shard, 'seq');
+    try {
+      await node.watch(kekKey, statesKey, seqKey);
+      if ((await node.get(seqKey)) !== seqBefore) {
+        await node.unwatch();
+        return false;
+      }
+      const rows = members.length ? await Promise.all(members.map((key) => node.hmget(key, 'kek', 'state'))) : [];
+      const kek: Record<string, number> = {};
+      const states: Record<string, number> = {};
+      rows.forEach(([id, state], i) => {
+        if (id) kek[id] = (kek[id] ?? 0) + 1;
+        // Deleted records waiting for upstream revocation still hold their KEK, but are no credential.
+        if (state && keys.parseCredentialKey(members[i]!)) states[state] = (states[state] ?? 0) + 1;
+      });
+      const multi = node.multi().del(kekKey, statesKey);
+      if (Object.keys(kek).length) multi.hset(kekKey, kek);
+      if (Object.keys(states).length) multi.hset(statesKey, states);
+      return (await multi.exec()) !== null;
+    } catch (err) {
+      // The slot is being moved to another master: count this shard again in the next pass.
+      if (err instanceof Error && /^(MOVED|ASK|TRYAGAIN)\b/.test(err.message)) {
+        await node.unwatch().catch(() => undefined);
+        return false;
+      }
+      throw err;
+    }
+  }
+
   private async seqs(shards: number[]): Promise<Map<number, string | null>> {
-    const values = await withStoreErrors(() => this.deps.redis.mget(...shards.map((shard) => this.deps.keys.shardKey(shard, 'seq'))));
+    const { redis, keys } = this.deps;
+    // One GET per shard rather than an MGET: the shards' keys live in different hash slots.
+    const values = await withStoreErrors(() => Promise.all(shards.map((shard) => redis.get(keys.shardKey(shard, 'seq')))));
     return new Map(shards.map((shard, i) => [shard, values[i] ?? null]));
   }
 
-  /** Every record holding a sealed blob (credentials and pending revocations), by shard. */
+  /** Every record holding a sealed blob (credentials and pending revocations), by shard, from every master. */
   private async scanCredentials(shards: Set<number>): Promise<Map<number, string[]>> {
     const byShard = new Map<number, string[]>();
-    let cursor = '0';
-    do {
-      const [next, batch] = await withStoreErrors(() => this.deps.redis.scan(cursor, 'MATCH', this.deps.keys.sealedPattern(), 'COUNT', 1000, 'TYPE', 'hash'));
-      cursor = next;
-      for (const key of batch) {
-        if (!this.deps.keys.parseSealedKey(key)) continue;
-        const shard = this.deps.keys.shardOfKey(key);
-        if (shard === null || !shards.has(shard)) continue;
-        const list = byShard.get(shard) ?? [];
-        list.push(key);
-        byShard.set(shard, list);
+    const seen = new Set<string>();
+    await withStoreErrors(async () => {
+      for await (const batch of scanKeys(this.deps.redis, this.deps.keys.sealedPattern(), 1000, 'hash')) {
+        for (const key of batch) {
+          // SCAN may return a key twice; a cluster may also show it on two nodes while its slot moves.
+          if (seen.has(key) || !this.deps.keys.parseSealedKey(key)) continue;
+          seen.add(key);
+          const shard = this.deps.keys.shardOfKey(key);
+          if (shard === null || !shards.has(shard)) continue;
+          const list = byShard.get(shard) ?? [];
+          list.push(key);
+          byShard.set(shard, list);
+        }
       }
-    } while (cursor !== '0');
+    });
     return byShard;
   }
-
 }
 
 function describe(err: unknown): string {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ReplyError } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Envelope } from '../crypto/envelope';
 import type { KeyringHolder } from '../crypto/keyring-holder';
@@ -7,7 +7,8 @@ import { InvalidRequestError, NotFoundError } from '../errors';
 import { newEventId, type EventBus } from '../events/event-bus';
 import type { AuditLog } from '../observability/logger';
 import type { Keys } from '../store/keys';
-import { withStoreErrors } from '../store/redis';
+import { withStoreErrors, type RedisClient } from '../store/redis';
+import { walkStep } from '../store/topology';
 import { encodeOutboxEntry } from '../webhooks/outbound/outbox';
 import type { KeyAdmin } from './key-admin';
 
@@ -15,10 +16,12 @@ import type { KeyAdmin } from './key-admin';
  * The rewrap job (DESIGN §6): re-wraps the data key of every record sealed under a key other
  * than the active one, leaving each record's IV and ciphertext byte-identical, so old keys can
  * be retired. One job at a time across replicas. The job walks the keyspace with SCAN in
- * batches (pipelined reads, pipelined compare-and-set writes) and persists its cursor after each
- * batch under an owner lease; if its replica dies, another replica's watch takes the lease over
- * when it lapses and resumes from the cursor. Re-processing part of a batch is harmless: a
- * record already under the target key is skipped.
+ * batches (reads, then compare-and-set writes, each sent at once: pipelined per Redis node,
+ * store/redis.ts) and persists its cursor after each batch under an owner lease; if its
+ * replica dies, another replica's watch takes the lease over when it lapses and resumes from
+ * the cursor. On a Redis Cluster the cursor holds one SCAN cursor per master (store/topology.ts,
+ * walkStep). Re-processing part of a batch is harmless: a record already under the target key
+ * is skipped.
  */
 export interface RewrapJobView {
   id: string;
@@ -36,7 +39,7 @@ export interface RewrapJobView {
 }
 
 export interface RewrapDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   holder: KeyringHolder;
   envelope: Envelope;
@@ -176,32 +179,43 @@ export class RewrapJobs {
         if (!target) return; // the job's record is gone
         const started = Date.now();
         // Credentials and deleted ones still waiting for upstream revocation: both hold sealed tokens.
-        const [next, found] = await redis.scan(cursor ?? '0', 'MATCH', keys.sealedPattern(), 'COUNT', this.batchSize, 'TYPE', 'hash');
-        const batch = found.filter((key) => keys.parseSealedKey(key) !== null);
-        const reads = redis.pipeline();
-        for (const key of batch) reads.hmgetBuffer(key, 'version', 'kek', 'blob');
-        const rows = ((await reads.exec()) ?? []).map(([, row]) => row as (Buffer | null)[]);
-        const writes = redis.pipeline();
+        const step = await walkStep(redis, cursor ?? '0', keys.sealedPattern(), this.batchSize, 'hash');
+        const next = step.position;
+        const batch = step.keys.flatMap((key) => {
+          const place = keys.parseSealedKey(key);
+          const shard = keys.shardOfKey(key);
+          return place && shard !== null ? [{ key, place, kekCounts: keys.shardKey(shard, 'kek') }] : [];
+        });
+        const rows = await Promise.all(batch.map(({ key }) => redis.hmgetBuffer(key, 'version', 'kek', 'blob')));
+        const writes: { key: string; kekCounts: string; version: string; from: string; blob: Buffer }[] = [];
         let failed = 0;
-        let queued = 0;
         await Promise.all(
-          batch.map(async (key, i) => {
+          batch.map(async ({ key, place, kekCounts }, i) => {
             const [version, kek, blob] = rows[i] ?? [];
-            const place = keys.parseSealedKey(key);
-            if (!version || !kek || !blob || !place || kek.toString() === target) return;
+            if (!version || !kek || !blob || kek.toString() === target) return;
             try {
-              const rewrapped = await envelope.rewrap(blob, place, target);
-              writes.rewrapCredential(key, keys.kekCounts(place.user), version.toString(), kek.toString(), target, rewrapped);
-              queued++;
+              writes.push({ key, kekCounts, version: version.toString(), from: kek.toString(), blob: await envelope.rewrap(blob, place, target) });
             } catch (err) {
               failed++;
               logger.error({ job: id, user: place.user, provider: place.provider, kek: kek.toString(), reason: String(err) }, 'rewrap: record could not be opened');
             }
           }),
         );
-        const results = queued > 0 ? ((await writes.exec()) ?? []) : [];
-        const done = results.filter(([, ok]) => ok === 1).length;
-        const finished = next === '0';
+        const queued = writes.length;
+        const results = await Promise.all(
+          writes.map(({ key, kekCounts, version, from, blob }) =>
+            // The kek counter of the key's own shard tag, so both keys are in one hash slot whatever the key says.
+            redis.rewrapCredential(key, kekCounts, version, from, target, blob).catch((err: unknown) => {
+              // Refused by Redis for this record alone: counted as skipped, as when it changed meanwhile.
+              if (!(err instanceof ReplyError)) throw err;
+              logger.error({ job: id, reason: (err as Error).message }, 'rewrap: Redis refused a record update');
+              return 0;
+            }),
+          ),
+        );
+        const done = results.filter((ok) => ok === 1).length;
+        const finished = step.finished;
+        if (step.unsettled) logger.warn({ job: id }, 'rewrap: the Redis Cluster slots kept moving during the job; records that moved may still be under old keys, so check GET /admin/keys and run it again');
         const update = redis.multi().hincrby(jobKey, 'done', done).hincrby(jobKey, 'failed', failed).hincrby(jobKey, 'skipped', queued - done).hset(jobKey, 'cursor', next, 'updated_at', Date.now());
         await update.exec();
         if (finished) {

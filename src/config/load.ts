@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { Keyring, KeyringError } from '../crypto/keyring';
+import { tlsCertificateWarnings } from '../tls/tls-material';
 import { buildConfigSchema, ConfigSecret, type CallerKeyHash, type Config, type SecretSource } from './schema';
 
 export type Mode = 'production' | 'development';
@@ -91,6 +92,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
   const issues: string[] = [];
 
   raw = structuredClone(raw);
+  const redisEnvIssues = redisUrlOverrideIssues(raw, env);
   applyEnvOverrides(raw, env, options.cwd ?? process.cwd());
 
   const source: SecretSource = {
@@ -100,7 +102,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
   const keyringSource = keyringSourceOf(raw.keyring, baseDir);
   const parsed = buildConfigSchema(source).safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
+    throw new ConfigError([...redisEnvIssues, ...parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`)]);
   }
   const config = parsed.data;
 
@@ -120,12 +122,7 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
   }
 
   // Settings whose absence would weaken security are refused rather than ignored.
-  if (config.server.tls !== undefined) issues.push('server.tls: TLS is not supported by this version yet; terminate TLS in front of the vault');
-  config.callers.forEach((caller, i) => {
-    if (caller.certSubject !== undefined) issues.push(`callers[${i}].certSubject: mTLS caller identity is not supported by this version yet`);
-  });
-  if (config.redis.cluster !== undefined) issues.push('redis.cluster: Redis Cluster is not supported by this version yet');
-  if (config.redis.sentinel !== undefined) issues.push('redis.sentinel: Redis Sentinel is not supported by this version yet');
+  issues.push(...redisEnvIssues);
 
   if (mode === 'production') {
     if (!config.keyring) issues.push('keyring: production mode needs a keyring (keyring: { file: ... } or TOKEN_VAULT_KEYRING)');
@@ -137,13 +134,16 @@ export function resolveConfig(raw: Record<string, unknown>, options: ResolveOpti
     if (inline.length > 0) warnings.push(`inline secrets in the configuration (use { env } or { file }): ${inline.join(', ')}`);
   }
   warnings.push(...inertSettings(raw));
+  if (config.server.tls) warnings.push(...tlsCertificateWarnings(config.server.tls.cert, new Date()));
 
   if (issues.length > 0) throw new ConfigError(issues);
 
   const host = config.server.host ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1');
   // Dev mode builds callback URLs from where it listens; production must say where it is reached.
   const localHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const publicUrl = config.server.publicUrl ?? (mode === 'development' ? `http://${localHost}:${config.server.port}` : undefined);
+  // Callbacks reach the public-routes port when there is one.
+  const localUrl = `${config.server.tls ? 'https' : 'http'}://${localHost}:${config.server.publicPort ?? config.server.port}`;
+  const publicUrl = config.server.publicUrl ?? (mode === 'development' ? localUrl : undefined);
   return {
     mode,
     path,
@@ -185,13 +185,33 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv,
   };
   if (env.PORT) section('server').port = env.PORT;
   if (env.HOST) section('server').host = env.HOST;
-  if (env.REDIS_URL) section('redis').url = { env: 'REDIS_URL' };
+  if (env.REDIS_URL && redisTopologyField(raw) === undefined) section('redis').url = { env: 'REDIS_URL' };
   const keyring = env.TOKEN_VAULT_KEYRING?.trim();
   if (keyring) raw.keyring = keyring.startsWith('{') ? { env: 'TOKEN_VAULT_KEYRING' } : { file: resolve(cwd, keyring) };
   // An inline keyring object (handy in tests) is the same JSON as a keyring file.
   if (typeof raw.keyring === 'object' && raw.keyring !== null && 'keys' in raw.keyring) {
     raw.keyring = JSON.stringify(raw.keyring);
   }
+}
+
+/** `cluster` or `sentinel` when the file chose one of them instead of a single Redis URL. */
+function redisTopologyField(raw: Record<string, unknown>): 'cluster' | 'sentinel' | undefined {
+  const redis = raw.redis;
+  return isMapping(redis) ? (['cluster', 'sentinel'] as const).find((field) => redis[field] !== undefined) : undefined;
+}
+
+/**
+ * REDIS_URL replaces redis.url only. Next to a cluster or sentinels in the file it is refused,
+ * not ignored: a vault an operator believes to be on one Redis while it uses another is worse
+ * than one that does not start.
+ */
+function redisUrlOverrideIssues(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
+  const field = redisTopologyField(raw);
+  if (!env.REDIS_URL || field === undefined) return [];
+  return [
+    `REDIS_URL: is set, but the configuration uses redis.${field}, and REDIS_URL replaces redis.url only; unset REDIS_URL` +
+      (field === 'cluster' ? ', or give the seed nodes as redis.cluster: { env: NAME } (several URLs separated by commas)' : ''),
+  ];
 }
 
 function keyringSourceOf(value: unknown, baseDir: string): KeyringSource | undefined {
@@ -248,7 +268,7 @@ function isCallerKey(value: unknown): value is CallerKeyHash {
  * among those an operator may rely on for safety or for something to happen. Read from the raw
  * file, so defaults do not count as set.
  */
-const INERT_PATHS = ['server.publicPort'];
+const INERT_PATHS: string[] = [];
 const INERT_PROVIDER_FIELDS: string[] = [];
 
 function inertSettings(raw: Record<string, unknown>): string[] {

@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { WEBHOOK_EVENT_TYPES } from '../events/event-bus';
 import { applyPreset } from '../providers/catalog';
 import { Secret } from '../secret';
+import { buildRedisSchema } from './redis-schema';
+import { DistinguishedName, DistinguishedNameError } from '../tls/distinguished-name';
+import { checkTlsMaterial } from '../tls/tls-material';
 import { matchesAnyEvent, STANDARD_RETRY_SCHEDULE } from '../webhooks/outbound/subscribers';
 import { webhookSecretBytes } from '../webhooks/outbound/signer';
 
@@ -195,20 +198,51 @@ export function buildConfigSchema(source: SecretSource) {
     }),
   );
 
+  // A caller is identified by API keys, by a client certificate's subject under mTLS, or both.
+  const certSubject = z.string().transform((text, ctx) => {
+    try {
+      return DistinguishedName.parse(text);
+    } catch (err) {
+      if (!(err instanceof DistinguishedNameError)) throw err;
+      ctx.issues.push({ code: 'custom', message: `not a distinguished name such as "CN=billing": ${err.message}`, input: text });
+      return z.NEVER;
+    }
+  });
+
   const caller = z
     .strictObject({
       name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'caller names match ^[A-Za-z0-9._-]{1,64}$'),
       key: callerKey.optional(),
       keys: z.array(callerKey).min(1).optional(),
-      certSubject: z.string().min(1).optional(),
+      certSubject: certSubject.optional(),
       scopes: z.array(z.enum(SCOPES)).min(1),
       providers: z.array(z.union([z.literal('*'), z.string().regex(PROVIDER_ID, 'not a valid provider id')])).min(1),
     })
-    .refine((c) => (c.key === undefined) !== (c.keys === undefined), {
-      message: 'give exactly one of key or keys',
+    .refine((c) => !(c.key !== undefined && c.keys !== undefined), {
+      message: 'give one of key or keys, not both',
+      path: ['keys'],
+    })
+    .refine((c) => c.key !== undefined || c.keys !== undefined || c.certSubject !== undefined, {
+      message: 'give key or keys (API keys), certSubject (a client certificate under mTLS), or both',
       path: ['keys'],
     })
     .transform(({ key, keys, ...rest }) => ({ ...rest, keys: keys ?? (key ? [key] : []) }));
+
+  // Certificates are public: kept as plain PEM text. Only the private key is a Secret.
+  const pem = secret.transform((value) => value.reveal());
+  const tls = z
+    .strictObject({
+      cert: pem,
+      key: secret,
+      ca: pem.optional(),
+      requireClientCert: z.boolean().default(false),
+    })
+    .superRefine((tls, ctx) => {
+      for (const issue of checkTlsMaterial(tls)) ctx.addIssue({ code: 'custom', message: issue.message, path: [issue.field] });
+      if (tls.requireClientCert && tls.ca === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'requireClientCert needs ca: client certificates are verified against it', path: ['requireClientCert'] });
+      }
+    });
 
   // A Standard Webhooks secret: "whsec_" and the base64 of 24 to 64 random bytes.
   const webhookSecret = secret.transform((value, ctx) => {
@@ -251,21 +285,14 @@ export function buildConfigSchema(source: SecretSource) {
             .default(64 * 1024),
           publicUrl: url.optional(),
           publicPort: port.optional(),
-          tls: z.unknown().optional(),
+          tls: tls.optional(),
+        })
+        .refine((server) => server.publicPort === undefined || server.publicPort === 0 || server.publicPort !== server.port, {
+          message: 'must differ from port',
+          path: ['publicPort'],
         })
         .prefault({}),
-      redis: z
-        .strictObject({
-          url: secret.optional(),
-          keyPrefix: z
-            .string()
-            .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'letters, digits and : . _ - only (no braces: they would break hash tags)')
-            .default('tv:'),
-          waitReplicas: z.number().int().min(0).default(0),
-          cluster: z.unknown().optional(),
-          sentinel: z.unknown().optional(),
-        })
-        .prefault({}),
+      redis: buildRedisSchema(secret).prefault({}),
       keyring: secret.optional(),
       callers: z.array(caller).default([]),
       providers: z.record(z.string(), provider).default({}),
@@ -308,11 +335,23 @@ export function buildConfigSchema(source: SecretSource) {
       });
       const names = new Set<string>();
       const keyOwners = new Map<string, string>();
+      const subjectOwners = new Map<string, string>();
       config.callers.forEach((caller, i) => {
         if (names.has(caller.name)) {
           ctx.addIssue({ code: 'custom', message: `duplicate caller name "${caller.name}"`, path: ['callers', i, 'name'] });
         }
         names.add(caller.name);
+        if (caller.certSubject instanceof DistinguishedName) {
+          // Without a CA no client certificate is ever verified, so the caller could never authenticate by it.
+          if (typeof config.server?.tls?.ca !== 'string') {
+            ctx.addIssue({ code: 'custom', message: 'certSubject needs server.tls.ca: client certificates are verified against it', path: ['callers', i, 'certSubject'] });
+          }
+          const owner = subjectOwners.get(caller.certSubject.canonical);
+          if (owner !== undefined) {
+            ctx.addIssue({ code: 'custom', message: `the same subject is also given to caller "${owner}"`, path: ['callers', i, 'certSubject'] });
+          }
+          subjectOwners.set(caller.certSubject.canonical, caller.name);
+        }
         (Array.isArray(caller.providers) ? caller.providers : []).forEach((id, j) => {
           if (id !== '*' && PROVIDER_ID.test(id) && !(id in config.providers)) {
             ctx.addIssue({ code: 'custom', message: `unknown provider "${id}"`, path: ['callers', i, 'providers', j] });

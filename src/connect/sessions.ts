@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Envelope } from '../crypto/envelope';
 import type { Keys } from '../store/keys';
-import { withStoreErrors } from '../store/redis';
+import { withStoreErrors, type RedisClient } from '../store/redis';
 
 export type ConnectFlow = 'authorization_code' | 'oauth1' | 'device';
 
@@ -86,7 +85,7 @@ const FIELDS = {
  */
 export class ConnectSessions {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly envelope: Envelope,
   ) {}
@@ -103,7 +102,8 @@ export class ConnectSessions {
     // Relative: the vault's clock and Redis's may disagree.
     const multi = this.redis.multi().hset(key, fields).pexpire(key, session.expiresAt - session.createdAt + FINISHED_TTL_MS);
     if (firstPollInMs !== undefined) {
-      const [seconds, micros] = await withStoreErrors(() => this.redis.time());
+      // The clock of the master holding the poll schedule, which claim-device-polls compares against.
+      const [seconds, micros] = await withStoreErrors(() => this.redis.timeAt(this.keys.devicePolls()));
       multi.zadd(this.keys.devicePolls(), Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) + firstPollInMs, session.id);
     }
     await withStoreErrors(() => multi.exec());

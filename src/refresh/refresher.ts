@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import { isAppProvider, type OAuth2ProviderConfig, type ProviderConfig } from '../config/schema';
@@ -58,7 +57,6 @@ export interface RefresherDeps {
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
-  redis: Redis;
   providers: ReadonlyMap<string, ProviderConfig>;
   hooks?: (providerId: string) => ProviderHooks;
   /** Tokens a refresh minted for a credential deleted meanwhile: queued for upstream revocation. */
@@ -404,7 +402,7 @@ export class Refresher {
 
   private async waitForReplicas(user: string, provider: string): Promise<void> {
     const wanted = this.deps.settings.waitReplicas;
-    const acked = await this.deps.redis.wait(wanted, 1000).catch(() => 0);
+    const acked = await this.deps.store.waitForReplicas(user, wanted, 1000).catch(() => 0);
     if (acked < wanted) {
       this.deps.metrics.waitShortfalls.inc();
       this.deps.logger.warn({ user, provider, wanted, acked }, 'a rotated refresh token was acknowledged by fewer Redis replicas than redis.waitReplicas');

@@ -22,6 +22,8 @@ export interface SchedulerDeps {
   settings: SchedulerSettings;
 }
 
+/** At most one warning this often about shards whose claims fail (a cluster master down). */
+const CLAIM_WARNING_GAP_MS = 10_000;
 
 /**
  * Proactive refresh (and retries of upstream revocations) on every replica. Each tick walks the shards from a moving start and claims
@@ -42,18 +44,24 @@ export class Scheduler {
   private stopped = true;
   /** The last tick found work: look again as soon as a worker is free. */
   private busy = false;
+  /** When a failed claim was last logged: at most one line per gap while a node stays down. */
+  private claimWarnedAt = 0;
+  /** stop() was called: a tick under way ends early (it may be slow while a cluster node is down). */
+  private halting = false;
 
   constructor(private readonly deps: SchedulerDeps) {}
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.halting = false;
     this.schedule(this.deps.settings.pollMs);
   }
 
   /** Stops claiming, then waits (at most `graceMs`) for the refreshes in flight. */
   async stop(graceMs = 10_000): Promise<void> {
     this.stopped = true;
+    this.halting = true;
     clearTimeout(this.timer);
     await this.ticking;
     let timer: NodeJS.Timeout | undefined;
@@ -65,13 +73,19 @@ export class Scheduler {
   async tick(): Promise<number> {
     const { store, settings } = this.deps;
     let started = 0;
-    for (let scanned = 0; scanned < SHARD_COUNT && this.free() > 0; ) {
+    // stop() waits for the tick: it ends after the round trip under way.
+    for (let scanned = 0; scanned < SHARD_COUNT && this.free() > 0 && !this.halting; ) {
       const perTrip = Math.min(128, Math.max(16, this.free()));
       const shards = Array.from({ length: perTrip }, (_, i) => (this.cursor + i) % SHARD_COUNT);
       this.cursor = (this.cursor + perTrip) % SHARD_COUNT;
       scanned += perTrip;
       const owner = this.deps.refresher.newOwner();
-      const claims = await store.claimDueMany(shards, Math.ceil(this.free() / perTrip), settings.leaseSeconds * 1000, owner);
+      const { claims, failures } = await store.claimDueMany(shards, Math.ceil(this.free() / perTrip), settings.leaseSeconds * 1000, owner);
+      // On a Redis Cluster one master can be down while the others serve: their shards go on.
+      if (failures.length > 0 && Date.now() - this.claimWarnedAt >= CLAIM_WARNING_GAP_MS) {
+        this.claimWarnedAt = Date.now();
+        this.deps.logger.warn({ shards: failures.length, err: describe(failures[0]) }, 'scheduler could not claim due work in some shards; retrying them next tick');
+      }
       for (const { now, members, revocations } of claims) {
         for (const member of members) {
           if (this.dispatch(member, owner, now)) started++;

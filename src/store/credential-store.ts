@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import { PreconditionFailedError } from '../errors';
 import { dueMember, revocationMember, SHARD_COUNT, type Keys } from './keys';
-import { LuaStatus, toStoreError, withStoreErrors } from './redis';
+import { LuaStatus, toStoreError, withStoreErrors, type RedisClient } from './redis';
+import { masterFor, mastersOf } from './topology';
 
 /**
  * The credential record, a Redis HASH at keys.credential(user, provider):
@@ -124,7 +124,7 @@ export interface FailureResult {
 
 export class CredentialStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
@@ -237,19 +237,34 @@ export class CredentialStore {
 
   /**
    * Leases up to `limit` due refreshes and `limit` due upstream revocations in each of several
-   * shards for `owner`, in one round trip (scheduler).
+   * shards for `owner` (scheduler). The claims are sent at once, pipelined per Redis node
+   * (store/redis.ts); one explicit pipeline could not span a cluster's nodes.
+   * A shard whose claim failed (its cluster node is down) is reported in `failures` while the
+   * others' claims are handed out; only when every claim failed does it throw.
    */
-  async claimDueMany(shards: number[], limit: number, leaseMs: number, owner: string): Promise<{ now: number; members: string[]; revocations: string[] }[]> {
-    const pipeline = this.redis.pipeline();
-    for (const shard of shards) {
-      pipeline.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), this.keys.shardKey(shard, 'revocations'), limit, leaseMs, owner);
+  async claimDueMany(
+    shards: number[],
+    limit: number,
+    leaseMs: number,
+    owner: string,
+  ): Promise<{ claims: { now: number; members: string[]; revocations: string[] }[]; failures: Error[] }> {
+    const settled = await Promise.allSettled(
+      shards.map((shard) =>
+        this.redis.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), this.keys.shardKey(shard, 'revocations'), limit, leaseMs, owner),
+      ),
+    );
+    const claims: { now: number; members: string[]; revocations: string[] }[] = [];
+    const failures: Error[] = [];
+    for (const result of settled) {
+      if (result.status === 'rejected') {
+        failures.push(toStoreError(result.reason));
+        continue;
+      }
+      const [now, count, ...members] = result.value;
+      claims.push({ now: Number(now), members: members.slice(0, count), revocations: members.slice(count) });
     }
-    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
-    return replies.map(([err, reply]) => {
-      if (err) throw toStoreError(err);
-      const [now, count, ...members] = reply as [number, number, ...string[]];
-      return { now: Number(now), members: members.slice(0, count), revocations: members.slice(count) };
-    });
+    if (claims.length === 0 && failures.length > 0) throw failures[0];
+    return { claims, failures };
   }
 
   /** A deleted credential queued for upstream revocation, or null when it is gone. */
@@ -269,7 +284,7 @@ export class CredentialStore {
   async queueRevocation(user: string, provider: string, sealed: { kekId: string; blob: Buffer }, leaseMs: number): Promise<number> {
     // A version from the shard's counter: never reused, so it cannot collide with a deleted record's.
     const version = await withStoreErrors(() => this.redis.incr(this.keys.versions(user)));
-    const now = await this.redisNow();
+    const now = await this.redisNow(this.keys.revocations(user));
     const leaseUntil = now + leaseMs;
     const record = this.keys.revocation(user, provider, version);
     await withStoreErrors(() =>
@@ -285,7 +300,7 @@ export class CredentialStore {
 
   /** The revocation failed for now: try again after `delayMs` (only while it is still queued). */
   async retryRevocation(user: string, provider: string, version: number, delayMs: number, reason: string): Promise<void> {
-    const at = (await this.redisNow()) + Math.max(0, Math.round(delayMs));
+    const at = (await this.redisNow(this.keys.revocations(user))) + Math.max(0, Math.round(delayMs));
     await withStoreErrors(() =>
       this.redis
         .multi()
@@ -311,10 +326,8 @@ export class CredentialStore {
 
   /** Upstream revocations waiting, summed over every shard (metrics). */
   async revocationBacklog(): Promise<number> {
-    const pipeline = this.redis.pipeline();
-    for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.zcard(this.keys.shardKey(shard, 'revocations'));
-    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
-    return replies.reduce((sum, [, count]) => sum + Number(count ?? 0), 0);
+    const counts = await withStoreErrors(() => Promise.all(everyShard((shard) => this.redis.zcard(this.keys.shardKey(shard, 'revocations')))));
+    return counts.reduce((sum, count) => sum + count, 0);
   }
 
   /** After a failed app-token mint: no replica tries again for `ms` (there is no record to keep the failure on). */
@@ -406,19 +419,20 @@ export class CredentialStore {
 
   /** Overdue refreshes and the oldest one's due time, summed over every shard (metrics). */
   async dueBacklog(): Promise<{ overdue: number; oldestDueAt: number | null; now: number }> {
-    const now = await this.redisNow();
-    const pipeline = this.redis.pipeline();
-    for (let shard = 0; shard < SHARD_COUNT; shard++) {
-      pipeline.zcount(this.keys.shardKey(shard, 'due'), '-inf', now);
-      pipeline.zrange(this.keys.shardKey(shard, 'due'), '0', '0', 'WITHSCORES');
-    }
-    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
+    // One clock for the whole sum: on a cluster the masters' clocks may differ a little, which a metric can bear.
+    const now = await this.redisNow(this.keys.shardKey(0, 'due'));
+    const replies = await withStoreErrors(() =>
+      Promise.all(
+        everyShard((shard) =>
+          Promise.all([this.redis.zcount(this.keys.shardKey(shard, 'due'), '-inf', now), this.redis.zrange(this.keys.shardKey(shard, 'due'), '0', '0', 'WITHSCORES')]),
+        ),
+      ),
+    );
     let overdue = 0;
     let oldestDueAt: number | null = null;
-    for (let i = 0; i < replies.length; i += 2) {
-      overdue += Number(replies[i]?.[1] ?? 0);
-      const first = replies[i + 1]?.[1] as string[] | undefined;
-      const score = first && first.length === 2 ? Number(first[1]) : null;
+    for (const [count, first] of replies) {
+      overdue += count;
+      const score = first.length === 2 ? Number(first[1]) : null;
       if (score !== null && score <= now && (oldestDueAt === null || score < oldestDueAt)) oldestDueAt = score;
     }
     return { overdue, oldestDueAt, now };
@@ -426,27 +440,47 @@ export class CredentialStore {
 
   /** Credentials by state, summed over every shard (metrics). */
   async stateCounts(): Promise<Record<string, number>> {
-    const pipeline = this.redis.pipeline();
-    for (let shard = 0; shard < SHARD_COUNT; shard++) pipeline.hgetall(this.keys.shardKey(shard, 'states'));
-    const replies = (await withStoreErrors(() => pipeline.exec())) ?? [];
+    const hashes = await withStoreErrors(() => Promise.all(everyShard((shard) => this.redis.hgetall(this.keys.shardKey(shard, 'states')))));
     const counts: Record<string, number> = {};
-    for (const [, hash] of replies) {
-      for (const [state, count] of Object.entries((hash ?? {}) as Record<string, string>)) counts[state] = (counts[state] ?? 0) + Number(count);
+    for (const hash of hashes) {
+      for (const [state, count] of Object.entries(hash)) counts[state] = (counts[state] ?? 0) + Number(count);
     }
     return counts;
   }
 
-  /** Redis TIME in ms: the clock every replica shares for schedules and leases. */
-  private async redisNow(): Promise<number> {
-    const [seconds, micros] = await withStoreErrors(() => this.redis.time());
+  /**
+   * Waits until `replicas` replicas acknowledged this connection's writes to the master holding
+   * the user's shard (a rotated refresh token, DESIGN §7), at most `timeoutMs`; returns how many
+   * did. WAIT has no key: on a cluster it must reach that master, not any node.
+   */
+  async waitForReplicas(user: string, replicas: number, timeoutMs: number): Promise<number> {
+    return withStoreErrors(async () => masterFor(this.redis, this.keys.versions(user)).wait(replicas, timeoutMs));
+  }
+
+  /**
+   * Redis TIME in ms: the clock every replica shares for schedules and leases. Taken from the
+   * master holding `key`, whose scripts will compare against it (a cluster's masters each have
+   * their own clock).
+   */
+  private async redisNow(key: string): Promise<number> {
+    const [seconds, micros] = await withStoreErrors(() => this.redis.timeAt(key));
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
-  /** Round trip to Redis, for /readyz. */
+  /** Round trip to every Redis master, for /readyz: the vault needs all of its shards. */
   async ping(): Promise<void> {
-    await withStoreErrors(() => this.redis.ping());
+    await withStoreErrors(async () => {
+      const masters = mastersOf(this.redis);
+      if (masters.length === 0) throw new Error('no Redis Cluster master is known yet');
+      await Promise.all(masters.map((master) => master.ping()));
+    });
   }
 
+}
+
+/** One command per shard, all sent at once: pipelined per Redis node (store/redis.ts). */
+function everyShard<T>(command: (shard: number) => Promise<T>): Promise<T>[] {
+  return Array.from({ length: SHARD_COUNT }, (_, shard) => command(shard));
 }
 
 function encodeExpected(expected: ExpectedVersion): string {

@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Keys } from './keys';
-import { toStoreError, withStoreErrors } from './redis';
+import { toStoreError, withStoreErrors, type RedisClient } from './redis';
 
 /**
  * Outbound webhook deliveries, one per (event, subscriber), under the {webhooks} hash tag:
@@ -63,7 +62,7 @@ const FIELDS = [
 
 export class DeliveryStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
@@ -124,6 +123,7 @@ export class DeliveryStore {
     const index = this.keys.deliveries(status);
     const ids = await withStoreErrors(() => (status === 'pending' ? this.redis.zrange(index, '0', String(limit - 1)) : this.redis.zrange(index, '0', String(limit - 1), 'REV')));
     if (ids.length === 0) return [];
+    // One pipeline is fine on a cluster too: every delivery key carries the {webhooks} tag.
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hmget(this.keys.delivery(id), ...FIELDS);
     const rows = (await withStoreErrors(() => pipeline.exec())) ?? [];

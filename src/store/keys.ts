@@ -27,7 +27,8 @@ import { crc32 } from 'node:zlib';
  *   <prefix>{keys}:replicas                 HASH  replica id -> heartbeat JSON (key ids held, when)
  *   <prefix>{keys}:replaced                 SET   KEK ids that were active and have been replaced
  *   <prefix>{jobs}:rewrap:current           STRING id of the rewrap job running (one at a time)
- *   <prefix>{jobs}:rewrap:<id>              HASH  a rewrap job: state, target key, counts, cursor, owner lease
+ *   <prefix>{jobs}:rewrap:<id>              HASH  a rewrap job: state, target key, counts, cursor (on a Redis Cluster
+ *                                                 one per master, store/topology.ts walkStep), owner lease
  *   <prefix>{keys}:outbox, {jobs}:outbox    LIST  events of key activation and rewrap jobs, written with them
  *
  * Keys about other things have their own tags, are written separately from the records, and

@@ -1,28 +1,52 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/dev/dev-mode';
+import { RedisCluster } from './redis-cluster';
+import { RedisProcess } from './redis-process';
 
 export { freePort };
+
+/**
+ * Where a test vault keeps its data: one redis-server, a Redis Cluster or a Sentinel group.
+ * startVault takes any of them.
+ */
+export interface RedisTarget {
+  readonly kind: 'single' | 'cluster' | 'sentinel';
+  /** The `redis:` configuration block (url, cluster or sentinel) that points a vault at it. */
+  config(): Record<string, unknown>;
+  /** A client for inspecting what the vault wrote; it sees every key, on every node. */
+  client(): Redis;
+  stop(): Promise<void>;
+}
 
 /**
  * A real redis-server on a random loopback port with its own data directory, AOF with fsync on
  * every write (so a kill loses nothing that was acknowledged). Tests can kill it and start it
  * again on the same port and data.
+ *
+ * With TV_REDIS=cluster (npm run test:cluster), start() hands out a three-master Redis Cluster
+ * behind the same interface instead: `url` names one of its nodes (the vault takes a url that
+ * answers as a cluster node as the cluster's seed), `client()` spans every master, `dir` holds
+ * every node's data. Killing and restarting it are not supported: the cluster run leaves out the
+ * test files that do (jest.cluster.config.js).
  */
-export class RedisServer {
-  private child: ChildProcess | undefined;
+export class RedisServer implements RedisTarget {
+  readonly kind: RedisTarget['kind'] = 'single';
+  private running: RedisProcess | undefined;
 
-  private constructor(
+  protected constructor(
     readonly port: number,
     readonly dir: string,
     private readonly extraArgs: string[],
   ) {}
 
   static async start(extraArgs: string[] = []): Promise<RedisServer> {
+    if (process.env.TV_REDIS === 'cluster') {
+      if (extraArgs.length > 0) throw new Error(`TV_REDIS=cluster: the cluster target takes no redis-server arguments (${extraArgs.join(' ')})`);
+      return ClusterAsServer.startCluster();
+    }
     const dir = mkdtempSync(join(tmpdir(), 'tv-redis-'));
     for (let attempt = 0; ; attempt++) {
       const server = new RedisServer(await freePort(), dir, extraArgs);
@@ -39,6 +63,10 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  config(): Record<string, unknown> {
+    return { url: this.url };
+  }
+
   /** A plain client for inspecting what the vault wrote. */
   client(): Redis {
     return new Redis(this.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
@@ -46,13 +74,7 @@ export class RedisServer {
 
   /** SIGKILL: the server dies without a chance to do anything. */
   async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-    child.stdout?.destroy();
-    child.stderr?.destroy();
+    await this.running?.kill();
   }
 
   /** Starts again on the same port and data directory. */
@@ -67,41 +89,47 @@ export class RedisServer {
   }
 
   private async boot(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', ...this.extraArgs],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.child = child;
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited: ${output.slice(-500)}`);
-      if (await ready(this.port)) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    child.kill('SIGKILL');
-    throw new Error(`redis-server did not start on port ${this.port}: ${output.slice(-500)}`);
+    this.running = await RedisProcess.start(this.port, [
+      '--port', String(this.port),
+      '--bind', '127.0.0.1',
+      '--dir', this.dir,
+      '--appendonly', 'yes',
+      '--appendfsync', 'always',
+      '--save', '',
+      ...this.extraArgs,
+    ]);
   }
 }
 
-/** PING over a plain socket (an ioredis client would leave its disconnect timer behind). */
-function ready(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      reply += chunk.toString();
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
-    });
-  });
+/** The cluster target of TV_REDIS=cluster, shaped as a RedisServer for the tests written for one. */
+class ClusterAsServer extends RedisServer {
+  override readonly kind = 'cluster';
+
+  private constructor(private readonly cluster: RedisCluster) {
+    super(cluster.ports[0]!, cluster.dir, []);
+  }
+
+  static async startCluster(): Promise<RedisServer> {
+    return new ClusterAsServer(await RedisCluster.start());
+  }
+
+  override config(): Record<string, unknown> {
+    return this.cluster.config();
+  }
+
+  override client(): Redis {
+    return this.cluster.client();
+  }
+
+  override async kill(): Promise<void> {
+    throw new Error('TV_REDIS=cluster: killing Redis is not supported against the cluster target');
+  }
+
+  override async restart(): Promise<void> {
+    throw new Error('TV_REDIS=cluster: restarting Redis is not supported against the cluster target');
+  }
+
+  override async stop(): Promise<void> {
+    await this.cluster.stop();
+  }
 }

@@ -1,13 +1,12 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DeliveryStore } from '../../store/delivery-store';
 import type { Keys } from '../../store/keys';
-import { withStoreErrors } from '../../store/redis';
+import { withStoreErrors, type RedisClient } from '../../store/redis';
 import { decodeOutboxEntry, webhookBody } from './outbox';
 import { deliveryId, type Subscriber } from './subscribers';
 
 export interface OutboxRelayDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   deliveries: DeliveryStore;
   subscribers: readonly Subscriber[];
@@ -58,10 +57,10 @@ export class OutboxRelay {
   /** Looks at every outbox once and moves what it finds. */
   async sweep(): Promise<void> {
     const outboxes = this.deps.keys.allOutboxes();
-    const pipeline = this.deps.redis.pipeline();
-    for (const key of outboxes) pipeline.llen(key);
-    const lengths = (await withStoreErrors(() => pipeline.exec())) ?? [];
-    const waiting = outboxes.filter((_, i) => Number(lengths[i]?.[1] ?? 0) > 0);
+    // One LLEN per outbox, all sent at once: pipelined per Redis node (store/redis.ts). The
+    // outboxes are in different hash slots, which one explicit pipeline cannot span on a cluster.
+    const lengths = await withStoreErrors(() => Promise.all(outboxes.map((key) => this.deps.redis.llen(key))));
+    const waiting = outboxes.filter((_, i) => (lengths[i] ?? 0) > 0);
     for (const key of waiting) await this.drain(key);
   }
 
