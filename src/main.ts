@@ -1,20 +1,20 @@
 import { watch } from 'node:fs';
-import { createServer } from 'node:http';
 import { basename, dirname } from 'node:path';
 import pino from 'pino';
-import { buildApp } from './app';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load';
 import { createDeps, type Deps, type DepsOptions } from './deps';
 import { prepareDev } from './dev/dev-mode';
 import { createLogger } from './observability/logger';
+import { createListeners } from './server/listeners';
 import { redisWarnings } from './store/redis-checks';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
- * Reads the configuration, wires the dependencies, listens, and shuts down gracefully: on
- * SIGTERM or SIGINT it stops accepting connections, finishes in-flight requests, closes Redis
- * (and the dev redis-server, if it started one), flushes the logs and exits 0.
+ * Reads the configuration, wires the dependencies, listens (HTTP or HTTPS, and the public-routes
+ * port when configured), and shuts down gracefully: on SIGTERM or SIGINT it stops accepting
+ * connections on every listener, finishes in-flight requests, closes Redis (and the dev
+ * redis-server, if it started one), flushes the logs and exits 0.
  */
 async function main(): Promise<void> {
   let loaded: LoadedConfig;
@@ -66,30 +66,32 @@ async function main(): Promise<void> {
   deps.rewrap.watch();
   watchKeyring(deps, loaded);
 
-  const server = createServer(buildApp(deps));
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 65_000; // above common load-balancer idle timeouts (60 s)
-
-  const { host, port } = loaded.config.server;
-  server.listen(port, host, () => {
-    const address = server.address();
-    const bound = typeof address === 'object' && address ? address.port : port;
-    logger.info({ host, port: bound }, `token-vault listening on http://${host.includes(':') ? `[${host}]` : host}:${bound}`);
-  });
-  server.on('error', (err) => void stopDevRedis().finally(() => fail('cannot listen', err)));
+  const listeners = createListeners(deps);
+  for (const listener of listeners) {
+    const { server, host, port, scheme, surface } = listener;
+    server.listen(port, host, () => {
+      const address = server.address();
+      const bound = typeof address === 'object' && address ? address.port : port;
+      const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+      const fields = { host, port: bound, ...(scheme === 'https' ? { tls: true, clientCert: listener.clientCert } : {}) };
+      if (surface === 'public') logger.info({ ...fields, surface }, `token-vault public routes listening on ${url}`);
+      else logger.info(fields, `token-vault listening on ${url}`);
+    });
+    server.on('error', (err) => void stopDevRedis().finally(() => fail(`cannot listen on ${host}:${port}`, err)));
+  }
 
   const shutdown = async (signal: string) => {
     if (deps.state.shuttingDown) return;
     deps.state.shuttingDown = true;
+    const servers = listeners.map((listener) => listener.server);
     // close() shuts the listening socket at once; its callback waits for open connections.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
+    const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    for (const server of servers) server.closeIdleConnections();
     logger.info({ signal }, 'shutting down: refusing new connections, finishing in-flight requests');
-    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    const force = setTimeout(() => servers.forEach((server) => server.closeAllConnections()), SHUTDOWN_GRACE_MS);
     // A keep-alive connection whose request was in flight turns idle when its response ends;
     // close such connections as they appear instead of waiting for the grace period.
-    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const sweep = setInterval(() => servers.forEach((server) => server.closeIdleConnections()), 100);
     await closed;
     clearTimeout(force);
     clearInterval(sweep);

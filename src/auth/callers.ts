@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { CallerConfig, Scope } from '../config/schema';
+import type { DistinguishedName } from '../tls/distinguished-name';
 
 /** An authenticated calling service. */
 export interface Caller {
@@ -14,22 +15,25 @@ export function mayUseProvider(caller: Caller, provider: string): boolean {
 }
 
 /**
- * Caller API keys, kept only as SHA-256. A presented key is hashed and compared with every
- * stored hash in constant time, without stopping at the first match, so timing tells nothing
- * about which keys exist.
+ * Who the callers are: API keys, kept only as SHA-256, and client certificate subjects (mTLS).
+ * A presented key is hashed and compared with every stored hash in constant time, without
+ * stopping at the first match, so timing tells nothing about which keys exist.
  */
 export class CallerRegistry {
   private readonly entries: { sha256: Buffer; caller: Caller }[];
+  private readonly subjects: { subject: DistinguishedName; caller: Caller }[];
 
   constructor(callers: readonly CallerConfig[]) {
-    this.entries = callers.flatMap((config) => {
-      const caller: Caller = {
+    const configured = callers.map((config) => ({
+      config,
+      caller: {
         name: config.name,
         scopes: new Set(config.scopes),
         providers: config.providers.includes('*') ? '*' : new Set(config.providers),
-      };
-      return config.keys.map((key) => ({ sha256: key.sha256, caller }));
-    });
+      } satisfies Caller,
+    }));
+    this.entries = configured.flatMap(({ config, caller }) => config.keys.map((key) => ({ sha256: key.sha256, caller })));
+    this.subjects = configured.flatMap(({ config, caller }) => (config.certSubject ? [{ subject: config.certSubject, caller }] : []));
   }
 
   get size(): number {
@@ -43,5 +47,14 @@ export class CallerRegistry {
       if (timingSafeEqual(digest, entry.sha256) && found === undefined) found = entry.caller;
     }
     return found;
+  }
+
+  /**
+   * The caller whose certSubject the subject of a verified client certificate matches (the
+   * `subject` of getPeerCertificate()); see DistinguishedName for the rule. Config loading
+   * refuses two callers with one subject, so at most one matches.
+   */
+  authenticateCertificate(subject: unknown): Caller | undefined {
+    return this.subjects.find((entry) => entry.subject.matches(subject))?.caller;
   }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Command } from './command';
 import { apikey } from './commands/apikey';
 import { checkConfig } from './commands/check-config';
+import { devCerts } from './commands/dev-certs';
 import { keygen } from './commands/keygen';
 import { keys } from './commands/keys';
 import { rewrap } from './commands/rewrap';
@@ -11,10 +12,10 @@ import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo, UsageError, type
 
 /**
  * The token-vault command: operators' tools around a running vault (keys, rewrap) and around
- * its files (keygen, apikey, check-config). Exit statuses: 0 ok, 1 failed or refused, 2 wrong
- * command line.
+ * its files (keygen, apikey, check-config, dev-certs). Exit statuses: 0 ok, 1 failed or
+ * refused, 2 wrong command line.
  */
-const COMMANDS: Command[] = [keygen, apikey, keys, rewrap, checkConfig];
+const COMMANDS: Command[] = [keygen, apikey, keys, rewrap, checkConfig, devCerts];
 
 const usage = `Usage: token-vault <command> [options]
 
@@ -26,6 +27,12 @@ Run \`token-vault <command> --help\` for a command's options.
 Environment:
   TOKEN_VAULT_URL        the vault for keys and rewrap (default http://127.0.0.1:8080)
   TOKEN_VAULT_ADMIN_KEY  an API key with the admin scope, for keys and rewrap
+  TOKEN_VAULT_CA         PEM file of the CA that signed an https vault's certificate
+                         (default: the system's trusted CAs)
+  TOKEN_VAULT_CLIENT_CERT, TOKEN_VAULT_CLIENT_KEY
+                         PEM files of a client certificate and its key, for a vault that
+                         asks for one (mTLS); with a certificate whose subject is a caller
+                         with the admin scope, TOKEN_VAULT_ADMIN_KEY may be left unset
   TOKEN_VAULT_CONFIG     the configuration file check-config reads by default
   NODE_ENV               production: check-config applies the production rules`;
 

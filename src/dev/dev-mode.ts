@@ -20,7 +20,8 @@ export interface DevSetup {
   loaded: LoadedConfig;
   keyring: Keyring;
   keyPrefix: string | undefined;
-  redisUrl: string;
+  /** The Redis to use instead of the configured one; undefined for a configured cluster or sentinels, used as they are. */
+  redisUrl: string | undefined;
   /** Stops the redis-server dev mode started, if any. */
   stop(): Promise<void>;
 }
@@ -64,9 +65,12 @@ export async function prepareDev(loaded: LoadedConfig, cwd: string, logger: Logg
   }
 
   const configured = config.redis.url?.reveal() ?? DEFAULT_REDIS_URL;
-  let redisUrl = configured;
+  let redisUrl: string | undefined = configured;
   let stop: () => Promise<void> = async () => undefined;
-  if (!(await answers(configured))) {
+  // A configured cluster or sentinel group is the developer's choice: never replaced by a server of our own.
+  if (config.redis.cluster || config.redis.sentinel) {
+    redisUrl = undefined;
+  } else if (!(await answers(configured))) {
     const started = await startRedis(resolve(dataDir, 'redis'), logger);
     redisUrl = started.url;
     stop = started.stop;

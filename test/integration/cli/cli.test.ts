@@ -66,7 +66,8 @@ describe('usage', () => {
       cli(['keygen', '--size', '64']),
     ]);
     expect(top.code).toBe(0);
-    for (const name of ['keygen', 'apikey', 'keys', 'rewrap', 'check-config']) expect(top.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['keygen', 'apikey', 'keys', 'rewrap', 'check-config', 'dev-certs']) expect(top.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['TOKEN_VAULT_CA', 'TOKEN_VAULT_CLIENT_CERT, TOKEN_VAULT_CLIENT_KEY']) expect(top.stdout).toContain(name);
     for (const [run, name] of [[keygen, 'keygen'], [apikey, 'apikey'], [keys, 'keys'], [reload, 'keys'], [rewrap, 'rewrap'], [checkConfig, 'check-config']] as const) {
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(new RegExp(`^Usage: token-vault ${name}`));
