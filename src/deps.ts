@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import type { DestinationStream, Logger } from 'pino';
 import { CallerRegistry } from './auth/callers';
 import { FailureLimiter } from './auth/failure-limiter';
@@ -32,7 +31,7 @@ import { Scheduler } from './refresh/scheduler';
 import { CredentialStore } from './store/credential-store';
 import { DeliveryStore } from './store/delivery-store';
 import { Keys } from './store/keys';
-import { connectRedis, createRedis } from './store/redis';
+import { closeRedis, openRedis, type RedisClient, type RedisConnection } from './store/redis';
 import { createVerifier, type InboundVerifier } from './webhooks/inbound/verifier';
 import { WebhookDispatcher } from './webhooks/outbound/dispatcher';
 import { OutboxRelay } from './webhooks/outbound/outbox-relay';
@@ -49,7 +48,8 @@ export interface Deps {
   audit: AuditLog;
   metrics: Metrics;
   clock: Clock;
-  redis: Redis;
+  /** One Redis, a Redis Cluster or a Sentinel group's master (config redis.url / cluster / sentinel). */
+  redis: RedisClient;
   keys: Keys;
   store: CredentialStore;
   /** The keyring in force (replaced on reload); get() is undefined when none is loaded. */
@@ -116,6 +116,26 @@ function toSubscriber(config: SubscriberConfig): Subscriber {
   };
 }
 
+/** Where Redis is: dev mode's own server, else the configured url, cluster or sentinels, else the default URL. */
+export function redisConnection(config: LoadedConfig['config']['redis'], override?: string): RedisConnection {
+  if (override !== undefined) return { kind: 'url', url: override };
+  if (config.cluster) return { kind: 'cluster', urls: config.cluster.map((url) => url.reveal()) };
+  if (config.sentinel) {
+    const { sentinels, name, username, password, sentinelUsername, sentinelPassword, tls } = config.sentinel;
+    return {
+      kind: 'sentinel',
+      sentinels,
+      name,
+      username: username?.reveal(),
+      password: password?.reveal(),
+      sentinelUsername: sentinelUsername?.reveal(),
+      sentinelPassword: sentinelPassword?.reveal(),
+      tls,
+    };
+  }
+  return { kind: 'url', url: config.url?.reveal() ?? DEFAULT_REDIS_URL };
+}
+
 /** The one place where objects are constructed and wired. Connects to Redis before returning. */
 export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}): Promise<Deps> {
   const { config } = loaded;
@@ -123,11 +143,11 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
   const logger = options.logger ?? createLogger(loaded.logLevel, options.logDestination);
   const audit = createAuditLog(options.logDestination);
   const metrics = new Metrics();
+  metrics.initProviders(Object.keys(config.providers));
   const keyring = new KeyringHolder(options.keyring ?? loaded.keyring);
   const replicaId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
-  const redis = createRedis(options.redisUrl ?? config.redis.url?.reveal() ?? DEFAULT_REDIS_URL);
-  await connectRedis(redis);
+  const redis = await openRedis(redisConnection(config.redis, options.redisUrl), { notice: (message) => logger.info(message) });
   const keys = new Keys(options.keyPrefix ?? config.redis.keyPrefix);
   const store = new CredentialStore(redis, keys);
   const events = new InProcessEventBus(logger);
@@ -174,7 +194,6 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
     metrics,
     logger,
     clock,
-    redis,
     providers,
     hooks: (id) => hooksOf(providers.get(id) ?? {}),
     settings: {
@@ -287,7 +306,7 @@ export async function createDeps(loaded: LoadedConfig, options: DepsOptions = {}
       await dispatcher.stop();
       await rewrap.stop();
       await keyAdmin.stop();
-      await redis.quit().catch(() => redis.disconnect());
+      await closeRedis(redis);
     },
   };
 }

@@ -31,7 +31,7 @@ export class Metrics {
 
   readonly authFailures = new Counter({
     name: 'token_vault_auth_failures_total',
-    help: 'Rejected caller authentications by reason',
+    help: 'Rejected caller authentications by reason (missing, unknown_key, untrusted_cert, unknown_cert, scope, rate_limited)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -95,6 +95,17 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'token_vault_' });
+    // A labelled counter appears only with its first increment, which increase() cannot see:
+    // the series an alert watches start at 0.
+    for (const reason of ['tampered', 'unknown_kek', 'format']) this.decryptFailures.inc({ reason }, 0);
+  }
+
+  /** Starts the per-provider series alerts watch at 0 (see the constructor). */
+  initProviders(providers: readonly string[]): void {
+    for (const provider of providers) {
+      this.revocations.inc({ provider, outcome: 'gave_up' }, 0);
+      for (const outcome of ['ok', 'invalid_grant', 'invalid_client', 'transient', 'error']) this.refreshes.inc({ provider, trigger: 'scheduled', outcome }, 0);
+    }
   }
 
   /** Gauges read from Redis at scrape time: webhook deliveries waiting and dead letters, revocations waiting. */
@@ -106,7 +117,8 @@ export class Metrics {
       labelNames: ['status'] as const,
       registers,
       async collect() {
-        const counts = await source.deliveryCounts();
+        const counts = await unlessRedisDown(this, () => source.deliveryCounts(), true);
+        if (counts === undefined) return;
         this.set({ status: 'pending' }, counts.pending);
         this.set({ status: 'failed' }, counts.failed);
       },
@@ -116,7 +128,8 @@ export class Metrics {
       help: 'Deleted credentials whose upstream revocation has not succeeded yet',
       registers,
       async collect() {
-        this.set(await source.revocationBacklog());
+        const backlog = await unlessRedisDown(this, () => source.revocationBacklog());
+        if (backlog !== undefined) this.set(backlog);
       },
     });
   }
@@ -124,6 +137,14 @@ export class Metrics {
   /** Gauges read from Redis at scrape time: the refresh backlog and credentials by state. */
   observeStore(source: StoreGauges): void {
     const registers = [this.registry];
+    new Gauge({
+      name: 'token_vault_redis_up',
+      help: 'Whether Redis (every master of a cluster) answered a PING at scrape time: 1 or 0',
+      registers,
+      async collect() {
+        this.set((await unlessRedisDown(this, () => source.ping().then(() => 1))) ?? 0);
+      },
+    });
     // Both backlog gauges come from one walk over the shards per scrape.
     let backlog: { at: number; value: ReturnType<StoreGauges['dueBacklog']> } | undefined;
     const dueBacklog = () => {
@@ -135,7 +156,8 @@ export class Metrics {
       help: 'Scheduled refreshes that are due now and not yet taken by a worker',
       registers,
       async collect() {
-        this.set((await dueBacklog()).overdue);
+        const value = await unlessRedisDown(this, dueBacklog);
+        if (value !== undefined) this.set(value.overdue);
       },
     });
     new Gauge({
@@ -143,8 +165,8 @@ export class Metrics {
       help: 'How long the oldest due refresh has been waiting (0 when none is due)',
       registers,
       async collect() {
-        const { oldestDueAt, now } = await dueBacklog();
-        this.set(oldestDueAt === null ? 0 : (now - oldestDueAt) / 1000);
+        const value = await unlessRedisDown(this, dueBacklog);
+        if (value !== undefined) this.set(value.oldestDueAt === null ? 0 : (value.now - value.oldestDueAt) / 1000);
       },
     });
     new Gauge({
@@ -153,14 +175,33 @@ export class Metrics {
       labelNames: ['state'] as const,
       registers,
       async collect() {
-        const counts = await source.stateCounts();
+        const counts = await unlessRedisDown(this, () => source.stateCounts(), true);
+        if (counts === undefined) return;
         for (const state of ['active', 'reauth_required']) this.set({ state }, counts[state] ?? 0);
       },
     });
   }
 }
 
+/**
+ * A gauge read from Redis when Redis does not answer: the gauge reports nothing (no series, or
+ * NaN for one without labels) instead of failing the whole scrape, so /metrics still serves the
+ * counters, and token_vault_redis_up says why the gauges are missing.
+ */
+async function unlessRedisDown<T>(gauge: Gauge, read: () => Promise<T>, labelled = false): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch {
+    gauge.reset();
+    if (!labelled) gauge.set(Number.NaN);
+    return undefined;
+  }
+}
+
+
 export interface StoreGauges {
+  /** Resolves when Redis (every master) answers. */
+  ping(): Promise<void>;
   dueBacklog(): Promise<{ overdue: number; oldestDueAt: number | null; now: number }>;
   stateCounts(): Promise<Record<string, number>>;
 }

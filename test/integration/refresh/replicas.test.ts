@@ -164,13 +164,13 @@ function holderOf(cluster: Cluster, owner: string): Replica {
   return holder;
 }
 
-/** token_vault_refresh_total of provider `oidc` on one replica, as "trigger/outcome" → count. */
+/** token_vault_refresh_total of provider `oidc` on one replica, as "trigger/outcome" → count (series still at 0 left out). */
 async function refreshCounts(replica: Replica): Promise<Record<string, number>> {
   const res = await http(replica.port, 'GET', '/metrics');
   const counts: Record<string, number> = {};
   for (const line of res.text.split('\n')) {
     const match = /^token_vault_refresh_total\{provider="oidc",trigger="(\w+)",outcome="(\w+)"\} (\d+)$/.exec(line);
-    if (match) counts[`${match[1]}/${match[2]}`] = Number(match[3]);
+    if (match && Number(match[3]) > 0) counts[`${match[1]}/${match[2]}`] = Number(match[3]);
   }
   return counts;
 }
