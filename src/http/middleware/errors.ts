@@ -44,9 +44,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const error = toAppError(err);
-    const log = req.log ?? logger;
-    if (error instanceof InternalError) log.error({ err }, 'unhandled error');
-    else if (error.status >= 500) log.warn({ code: error.code, cause: describe(error.cause) }, error.message);
+    if (error instanceof InternalError) logger.error({ reqId: req.id, err }, 'unhandled error');
+    else if (error.status >= 500) logger.warn({ reqId: req.id, code: error.code, cause: describe(error.cause) }, error.message);
     res
       .status(error.status)
       .set(error.headers)

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { Credential } from '../../../credentials/credential';
-import { publicView } from '../../../credentials/views';
-import type { Deps } from '../../../deps';
+import { isAppProvider } from '../../../config/schema';
+import { publicView, publicViewSchema } from '../../../credentials/views';
 import { InvalidRequestError } from '../../../errors';
 import { Secret } from '../../../secret';
 import { endpoint } from '../../endpoint';
-import { isAppProvider } from '../../../config/schema';
 import { credentialParams, credentialPath, requireProvider } from '../../ids';
+import { conditionalHeaders, failure, headers, json, retryLater } from '../../openapi/common';
 import { etag, expectedVersion } from '../../preconditions';
 
 const MAX_LIFETIME_SECONDS = 315_360_000; // ten years
@@ -39,7 +39,8 @@ const oauth2Body = z
   .refine((body) => body.expires_in === null || body.expires_at === null, {
     message: 'give expires_in or expires_at, not both',
     path: ['expires_at'],
-  });
+  })
+  .meta({ id: 'StoreOAuth2Credential' });
 
 const oauth1Body = z.strictObject({
   type: z.literal('oauth1'),
@@ -47,9 +48,11 @@ const oauth1Body = z.strictObject({
   oauth_token_secret: token,
   account_id: optional(accountId),
   metadata: optional(metadata),
-});
+}).meta({ id: 'StoreOAuth1Credential' });
 
-export const putTokenBody = z.discriminatedUnion('type', [oauth2Body, oauth1Body], { error: 'type must be "oauth2" or "oauth1"' });
+export const putTokenBody = z
+  .discriminatedUnion('type', [oauth2Body, oauth1Body], { error: 'type must be "oauth2" or "oauth1"' })
+  .meta({ id: 'StoreCredential' });
 export type PutTokenBody = z.output<typeof putTokenBody>;
 
 /** The credential a PUT body describes, as of `now`. */
@@ -74,27 +77,44 @@ export function toCredential(body: PutTokenBody, now: number): Credential {
   };
 }
 
+const stored = (description: string, created: boolean) =>
+  json(description, publicViewSchema, z.object({ ETag: headers.etag, ...(created ? { Location: headers.location } : {}) }));
+
 /** PUT /tokens/:user/:provider — store a credential the caller obtained; 201 new, 200 replaced. */
-export function putToken(deps: Deps) {
-  return endpoint(deps, {
-    scope: 'tokens:write',
-    params: credentialParams,
-    body: putTokenBody,
-    async handle({ params, body, caller, actor, req, res }) {
-      const provider = requireProvider(deps, caller, params.provider);
-      if (isAppProvider(provider)) {
-        throw new InvalidRequestError(`provider "${params.provider}" is a client_credentials provider: the vault mints its app token at /tokens/_app/${params.provider}`);
-      }
-      if (body.type !== provider.type) {
-        throw new InvalidRequestError(`provider "${params.provider}" takes ${provider.type} credentials`, [
-          { path: 'body.type', message: `must be "${provider.type}"` },
-        ]);
-      }
-      const credential = toCredential(body, deps.clock.now());
-      const { meta, created } = await deps.credentials.put(actor, params.user, params.provider, provider, credential, expectedVersion(req, true));
-      res.status(created ? 201 : 200).set('ETag', etag(meta.version));
-      if (created) res.location(credentialPath(params.user, params.provider));
-      res.json(publicView(meta));
-    },
-  });
-}
+export const putToken = endpoint({
+  method: 'put',
+  path: '/tokens/:user/:provider',
+  operationId: 'putToken',
+  summary: 'Store a credential',
+  description:
+    'A credential the caller obtained. Give `expires_in` or `expires_at`, not both; with neither the token has no known expiry. ' +
+    '`null` is accepted for any optional field. Schedules the refresh.',
+  scope: 'tokens:write',
+  params: credentialParams,
+  requestHeaders: conditionalHeaders(true),
+  body: putTokenBody,
+  responses: {
+    200: stored('Replaced: the public view.', false),
+    201: stored('Created: the public view.', true),
+    400: failure('`invalid_request`: bad input or `If-Match`, a credential of the other type than the provider\'s, or a `client_credentials` provider.'),
+    404: failure('`not_found`: the provider is not configured.'),
+    412: failure('`precondition_failed`: `If-Match` or `If-None-Match` did not hold.'),
+    503: retryLater('`unavailable`: Redis is unreachable.'),
+  },
+  async handle({ deps, params, body, caller, actor, req, res }) {
+    const provider = requireProvider(deps, caller, params.provider);
+    if (isAppProvider(provider)) {
+      throw new InvalidRequestError(`provider "${params.provider}" is a client_credentials provider: the vault mints its app token at /tokens/_app/${params.provider}`);
+    }
+    if (body.type !== provider.type) {
+      throw new InvalidRequestError(`provider "${params.provider}" takes ${provider.type} credentials`, [
+        { path: 'body.type', message: `must be "${provider.type}"` },
+      ]);
+    }
+    const credential = toCredential(body, deps.clock.now());
+    const { meta, created } = await deps.credentials.put(actor, params.user, params.provider, provider, credential, expectedVersion(req, true));
+    res.status(created ? 201 : 200).set('ETag', etag(meta.version));
+    if (created) res.location(credentialPath(params.user, params.provider));
+    res.json(publicView(meta));
+  },
+});

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import type { Deps } from '../../../deps';
 import { InvalidRequestError } from '../../../errors';
 import { newNonce } from '../../../providers/oauth1/signature';
 import { endpoint } from '../../endpoint';
 import { credentialParams, requireProvider } from '../../ids';
+import { failure, json, retryLater } from '../../openapi/common';
 
 const formValue = z.string().max(65_536);
 
@@ -18,6 +18,11 @@ export const signRequestBody = z.strictObject({
   timestamp: z
     .union([z.string().regex(/^\d{1,12}$/, 'timestamp is whole seconds'), z.number().int().min(0).max(999_999_999_999).transform(String)])
     .optional(),
+}).meta({ id: 'SignRequest' });
+
+const signature = z.strictObject({
+  authorization: z.string().meta({ description: 'The `Authorization` header value.', example: 'OAuth oauth_consumer_key="...", oauth_nonce="...", oauth_signature="..."' }),
+  oauth_signature: z.string(),
 });
 
 /**
@@ -25,23 +30,35 @@ export const signRequestBody = z.strictObject({
  * 5849 §3.4), signed inside the vault. `nonce` and `timestamp` default to random and now; they
  * exist for reproducible signatures.
  */
-export function signOAuth1Request(deps: Deps) {
-  return endpoint(deps, {
-    scope: 'tokens:sign',
-    params: credentialParams,
-    body: signRequestBody,
-    async handle({ params, body, caller, actor, res }) {
-      const provider = requireProvider(deps, caller, params.provider);
-      if (provider.type !== 'oauth1') throw new InvalidRequestError(`provider "${params.provider}" is an OAuth 2.0 provider: only OAuth 1.0a requests are signed`);
-      const signature = await deps.credentials.sign(
-        actor,
-        params.user,
-        params.provider,
-        provider,
-        { method: body.method, url: body.url, ...(body.form ? { form: body.form } : {}) },
-        { nonce: body.nonce ?? newNonce(), timestamp: body.timestamp ?? String(Math.floor(deps.clock.now() / 1000)) },
-      );
-      res.json({ authorization: signature.authorization, oauth_signature: signature.signature });
-    },
-  });
-}
+export const signOAuth1Request = endpoint({
+  method: 'post',
+  path: '/tokens/:user/:provider/sign',
+  operationId: 'signOAuth1Request',
+  summary: 'Sign an OAuth 1.0a request',
+  description:
+    'The `Authorization` header for one request (RFC 5849 §3.4), signed inside the vault, so the token secret never leaves it. ' +
+    '`nonce` and `timestamp` default to random and now; they exist for reproducible signatures.',
+  scope: 'tokens:sign',
+  params: credentialParams,
+  body: signRequestBody,
+  responses: {
+    200: json('The signed header.', signature),
+    400: failure('`invalid_request`: bad input, or an OAuth 2.0 provider or credential.'),
+    404: failure('`not_found`: no credential, or the provider is not configured.'),
+    500: failure('`credential_unreadable`: the stored record failed to open; or `internal`.'),
+    503: retryLater('`unavailable`: Redis is unreachable.'),
+  },
+  async handle({ deps, params, body, caller, actor, res }) {
+    const provider = requireProvider(deps, caller, params.provider);
+    if (provider.type !== 'oauth1') throw new InvalidRequestError(`provider "${params.provider}" is an OAuth 2.0 provider: only OAuth 1.0a requests are signed`);
+    const signed = await deps.credentials.sign(
+      actor,
+      params.user,
+      params.provider,
+      provider,
+      { method: body.method, url: body.url, ...(body.form ? { form: body.form } : {}) },
+      { nonce: body.nonce ?? newNonce(), timestamp: body.timestamp ?? String(Math.floor(deps.clock.now() / 1000)) },
+    );
+    res.json({ authorization: signed.authorization, oauth_signature: signed.signature } satisfies z.infer<typeof signature>);
+  },
+});

@@ -1,10 +1,9 @@
-import express, { type RequestHandler } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../../deps';
 import { InvalidRequestError, NotFoundError, UnauthorizedError } from '../../../errors';
 import { withStoreErrors } from '../../../store/redis';
-import { validate } from '../../endpoint';
+import { publicEndpoint } from '../../endpoint';
 import { providerId } from '../../ids';
+import { failure, headers, json, retryLater } from '../../openapi/common';
 
 const params = z.strictObject({ provider: providerId });
 
@@ -15,6 +14,16 @@ const params = z.strictObject({ provider: providerId });
  */
 const GITHUB_SEEN_SECONDS = 30 * 24 * 60 * 60;
 
+const handled = z
+  .union([
+    z.strictObject({ status: z.literal('revoked'), deleted: z.number().int().meta({ description: 'Credentials deleted.' }) }),
+    z.strictObject({ status: z.literal('duplicate') }).meta({ description: 'This delivery was handled before (a replay, or a provider retry).' }),
+    z.strictObject({ status: z.literal('ignored'), event: z.string() }).meta({ description: 'A verified event that is not a revocation.' }),
+    z.strictObject({ challenge: z.string() }).meta({ description: "Slack's `url_verification` handshake." }),
+  ])
+  .meta({ id: 'RevocationWebhookHandled' });
+type Handled = z.infer<typeof handled>;
+
 /**
  * POST /webhooks/:provider/revocation (public) — a provider says accounts revoked the app. The
  * raw body is verified first (the provider's verifier: generic Standard Webhooks HMAC, GitHub,
@@ -23,14 +32,31 @@ const GITHUB_SEEN_SECONDS = 30 * 24 * 60 * 60;
  * provider_webhook) without calling the provider back. 404 when the provider has no
  * inboundWebhook configured.
  */
-export function providerRevocation(deps: Deps): RequestHandler[] {
-  const raw = express.raw({ type: () => true, limit: deps.loaded.bodyLimitBytes });
-  const handle: RequestHandler = async (req, res) => {
-    const { provider } = validate('params', params, req.params);
+export const providerRevocation = publicEndpoint({
+  method: 'post',
+  path: '/webhooks/:provider/revocation',
+  publicPort: true,
+  operationId: 'providerRevocation',
+  summary: 'A provider says accounts revoked the app',
+  description:
+    "Verified on the raw body with the provider's `inboundWebhook` settings before anything is parsed: Standard Webhooks HMAC-SHA256 with a signed timestamp " +
+    '(`webhook-id`, `webhook-timestamp`, `webhook-signature`), GitHub `X-Hub-Signature-256` (deduplicated by `X-GitHub-Delivery`), or Slack v0 signatures. ' +
+    'The credentials carrying the named `account_id`s are deleted (`token.revoked`, reason `provider_webhook`), without calling the provider back.',
+  params,
+  rawBody: { contentType: 'application/json', schema: z.looseObject({}), description: "The provider's event, as it signed it." },
+  responses: {
+    200: json('Verified and handled.', handled),
+    400: failure('`invalid_request`: verified but not understood.'),
+    401: failure('`unauthorized`: the request could not be verified (forged, tampered, stale or future timestamp, missing headers); nothing changed.', z.object({ 'WWW-Authenticate': headers.wwwAuthenticate })),
+    404: failure('`not_found`: the provider has no `inboundWebhook`.'),
+    503: retryLater('`unavailable`: Redis is unreachable; the provider retries.'),
+  },
+  async handle({ deps, params: { provider }, req, res }) {
     const verifier = deps.inbound.get(provider);
     const settings = deps.providers.get(provider)?.inboundWebhook;
     if (!verifier || !settings) throw new NotFoundError(`provider "${provider}" has no inbound revocation webhook configured`);
     const count = (outcome: string) => deps.metrics.inboundWebhooks.inc({ provider, outcome });
+    const answer = (body: Handled) => res.json(body);
 
     const verdict = verifier.verify({
       header: (name) => req.get(name),
@@ -47,18 +73,18 @@ export function providerRevocation(deps: Deps): RequestHandler[] {
         throw new InvalidRequestError(`the webhook was verified but not understood: ${verdict.reason}`);
       case 'answer':
         count('handshake');
-        res.json(verdict.body);
+        answer(handled.parse(verdict.body));
         return;
       case 'ignore':
         count('ignored');
-        res.json({ status: 'ignored', event: verdict.event });
+        answer({ status: 'ignored', event: verdict.event });
         return;
     }
 
     const seen = deps.keys.inboundSeen(provider, verdict.deliveryId);
     if ((await withStoreErrors(() => deps.redis.exists(seen))) === 1) {
       count('duplicate');
-      res.json({ status: 'duplicate' });
+      answer({ status: 'duplicate' });
       return;
     }
     const actor = { caller: `webhook:${provider}`, requestId: String(req.id) };
@@ -69,7 +95,6 @@ export function providerRevocation(deps: Deps): RequestHandler[] {
     await withStoreErrors(() => deps.redis.set(seen, '1', 'EX', ttl));
     count('revoked');
     deps.audit.record({ action: 'webhook.revocation', caller: actor.caller, provider, outcome: 'ok', event: verdict.event, delivery: verdict.deliveryId, deleted: users.length, request_id: actor.requestId });
-    res.json({ status: 'revoked', deleted: users.length });
-  };
-  return [raw, handle];
-}
+    answer({ status: 'revoked', deleted: users.length });
+  },
+});
