@@ -26,10 +26,11 @@ export interface SchedulerDeps {
 const CLAIM_WARNING_GAP_MS = 10_000;
 
 /**
- * Proactive refresh (and retries of upstream revocations) on every replica. Each tick walks the shards from a moving start and claims
- * due entries with the claim-due script, which leases them, about as many as there are free
- * workers (a few shards per round trip, a few entries per shard: due entries spread evenly over
- * shards); entries beyond the free workers or a provider's maxConcurrency are given back at once.
+ * Proactive refresh (and retries of upstream revocations) on every replica. Each tick walks the
+ * shards from a moving start and claims due entries with the claim-due script, which leases
+ * them, as many as there are free workers (on one Redis, 128 shards per script call; on a
+ * cluster, a few shards per round trip and a few entries per shard: due entries spread evenly
+ * over shards); entries beyond a provider's maxConcurrency are given back at once.
  * While work keeps coming, the next tick runs as soon as a worker is free; when nothing is due,
  * once per pollMs. A replica that dies holding claims loses nothing: the entries come due again
  * when their leases end and another replica takes them.
@@ -75,12 +76,14 @@ export class Scheduler {
     let started = 0;
     // stop() waits for the tick: it ends after the round trip under way.
     for (let scanned = 0; scanned < SHARD_COUNT && this.free() > 0 && !this.halting; ) {
-      const perTrip = Math.min(128, Math.max(16, this.free()));
+      // One Redis takes the free workers' worth from 128 shards in one call; a cluster asks each
+      // shard apart, so there a round spans about as many shards as workers are free.
+      const perTrip = store.claimsAcrossShards ? 128 : Math.min(128, Math.max(16, this.free()));
       const shards = Array.from({ length: perTrip }, (_, i) => (this.cursor + i) % SHARD_COUNT);
       this.cursor = (this.cursor + perTrip) % SHARD_COUNT;
       scanned += perTrip;
       const owner = this.deps.refresher.newOwner();
-      const { claims, failures } = await store.claimDueMany(shards, Math.ceil(this.free() / perTrip), settings.leaseSeconds * 1000, owner);
+      const { claims, failures } = await store.claimDueMany(shards, this.free(), settings.leaseSeconds * 1000, owner);
       // On a Redis Cluster one master can be down while the others serve: their shards go on.
       if (failures.length > 0 && Date.now() - this.claimWarnedAt >= CLAIM_WARNING_GAP_MS) {
         this.claimWarnedAt = Date.now();

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { PreconditionFailedError } from '../errors';
 import { dueMember, revocationMember, SHARD_COUNT, type Keys } from './keys';
 import { LuaStatus, toStoreError, withStoreErrors, type RedisClient } from './redis';
@@ -236,9 +237,17 @@ export class CredentialStore {
   }
 
   /**
-   * Leases up to `limit` due refreshes and `limit` due upstream revocations in each of several
-   * shards for `owner` (scheduler). The claims are sent at once, pipelined per Redis node
-   * (store/redis.ts); one explicit pipeline could not span a cluster's nodes.
+   * One Redis claims all of a round's shards in one claim-due call, bounded in total; a Redis
+   * Cluster claims shard by shard (a script's keys must share a slot), in parallel, so a round
+   * there should span about as many shards as entries are wanted.
+   */
+  get claimsAcrossShards(): boolean {
+    return !(this.redis instanceof Cluster);
+  }
+
+  /**
+   * Leases up to `limit` due refreshes and `limit` due upstream revocations from `shards` for
+   * `owner` (scheduler): in all on one Redis; on a cluster, `limit` spread evenly over the shards.
    * A shard whose claim failed (its cluster node is down) is reported in `failures` while the
    * others' claims are handed out; only when every claim failed does it throw.
    */
@@ -248,10 +257,12 @@ export class CredentialStore {
     leaseMs: number,
     owner: string,
   ): Promise<{ claims: { now: number; members: string[]; revocations: string[] }[]; failures: Error[] }> {
+    const calls = this.claimsAcrossShards ? [{ shards, limit }] : shards.map((shard) => ({ shards: [shard], limit: Math.ceil(limit / shards.length) }));
     const settled = await Promise.allSettled(
-      shards.map((shard) =>
-        this.redis.claimDue(this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), this.keys.shardKey(shard, 'revocations'), limit, leaseMs, owner),
-      ),
+      calls.map((call) => {
+        const keys = call.shards.flatMap((shard) => [this.keys.shardKey(shard, 'due'), this.keys.shardKey(shard, 'leases'), this.keys.shardKey(shard, 'revocations')]);
+        return this.redis.claimDue(keys.length, ...keys, call.limit, leaseMs, owner);
+      }),
     );
     const claims: { now: number; members: string[]; revocations: string[] }[] = [];
     const failures: Error[] = [];
@@ -260,8 +271,16 @@ export class CredentialStore {
         failures.push(toStoreError(result.reason));
         continue;
       }
-      const [now, count, ...members] = result.value;
-      claims.push({ now: Number(now), members: members.slice(0, count), revocations: members.slice(count) });
+      const [now, ...rest] = result.value;
+      for (let at = 0; at < rest.length; ) {
+        const refreshes = Number(rest[at]);
+        const revocations = Number(rest[at + 1]);
+        at += 2;
+        const members = rest.slice(at, at + refreshes) as string[];
+        at += refreshes;
+        claims.push({ now: Number(now), members, revocations: rest.slice(at, at + revocations) as string[] });
+        at += revocations;
+      }
     }
     if (claims.length === 0 && failures.length > 0) throw failures[0];
     return { claims, failures };

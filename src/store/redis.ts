@@ -25,7 +25,8 @@ export type RedisClient = Redis | Cluster;
 const SCRIPTS = {
   putCredential: { file: 'put-credential.lua', keys: 8 },
   deleteCredential: { file: 'delete-credential.lua', keys: 9 },
-  claimDue: { file: 'claim-due.lua', keys: 3 },
+  // Three keys per shard: numberOfKeys is given with each call.
+  claimDue: { file: 'claim-due.lua', keys: null },
   finishRevocation: { file: 'finish-revocation.lua', keys: 3 },
   acquireLease: { file: 'acquire-lease.lua', keys: 3 },
   leaseHeld: { file: 'lease-held.lua', keys: 1 },
@@ -58,7 +59,8 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     putCredential(...args: ScriptArg[]): Result<[number, number, string?, number?], Context>;
     deleteCredential(...args: ScriptArg[]): Result<[number, number], Context>;
-    claimDue(...args: ScriptArg[]): Result<[number, number, ...string[]], Context>;
+    /** claimDue(numberOfKeys, ...keys, ...args) */
+    claimDue(...args: ScriptArg[]): Result<[number, ...(number | string)[]], Context>;
     finishRevocation(...args: ScriptArg[]): Result<number, Context>;
     acquireLease(...args: ScriptArg[]): Result<[number, number], Context>;
     leaseHeld(...args: ScriptArg[]): Result<number, Context>;
