@@ -1,8 +1,7 @@
 import express, { type Express } from 'express';
 import type { Deps } from './deps';
 import { errorHandler, notFound } from './http/middleware/errors';
-import { httpMetrics } from './http/middleware/http-metrics';
-import { requestLog } from './http/middleware/request-log';
+import { requestLifecycle } from './http/middleware/request-lifecycle';
 import { registerRoutes } from './http/routes';
 
 export interface AppOptions {
@@ -20,14 +19,7 @@ export function buildApp(deps: Deps, options: AppOptions = {}): Express {
   app.set('etag', false); // ETags are record versions, set by the endpoints that have one
   app.set('query parser', 'simple');
 
-  app.use(requestLog(deps.logger));
-  app.use(httpMetrics(deps.metrics));
-  app.use((_req, res, next) => {
-    // Responses may carry credentials; nothing may cache them.
-    res.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-    if (deps.state.shuttingDown) res.set('Connection', 'close');
-    next();
-  });
+  app.use(requestLifecycle(deps));
 
   registerRoutes(app, deps, options.surface === 'public');
   app.use(notFound());

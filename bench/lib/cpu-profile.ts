@@ -113,10 +113,11 @@ export function summariseProfile(raw: unknown, top: number, skipMs = 0): Profile
 export function componentOf(pkg: string, frame: CallFrame): string | null {
   if (pkg === '(garbage collector)') return 'garbage collector';
   if (pkg === '(program)') return 'V8 / native (unattributed)';
-  if (['pino', 'pino-http', '@pinojs/redact', 'pino-std-serializers', 'sonic-boom', 'quick-format-unescaped', 'fast-redact', 'on-exit-leak-free', 'thread-stream'].includes(pkg)) return 'logging (pino, pino-http, redaction)';
-  if (pkg === 'vault observability/' && /logger/.test(frame.url)) return 'logging (pino, pino-http, redaction)';
-  if (pkg === 'vault http/' && /request-log/.test(frame.url)) return 'logging (pino, pino-http, redaction)';
-  if (pkg === 'prom-client' || (pkg === 'vault http/' && /http-metrics/.test(frame.url)) || pkg === 'vault observability/' || pkg === 'node:perf') return 'metrics (prom-client)';
+  if (['pino', '@pinojs/redact', 'pino-std-serializers', 'sonic-boom', 'quick-format-unescaped', 'fast-redact', 'on-exit-leak-free', 'thread-stream'].includes(pkg)) return 'logging (pino, redaction)';
+  if (pkg === 'vault observability/' && /logger/.test(frame.url)) return 'logging (pino, redaction)';
+  // The request line and the latency histogram are written by one middleware.
+  if (pkg === 'vault http/' && /request-lifecycle/.test(frame.url)) return 'request line and latency metric';
+  if (pkg === 'prom-client' || pkg === 'vault observability/' || pkg === 'node:perf') return 'metrics (prom-client)';
   if (pkg === 'zod') return 'validation (zod)';
   if (pkg === 'node:crypto' || pkg === 'vault crypto/') return 'crypto (node:crypto, envelope, API key hash)';
   if (['ioredis', 'denque', 'standard-as-callback', 'redis-errors', 'redis-parser', 'cluster-key-slot'].includes(pkg)) return 'Redis client (ioredis)';

@@ -4,9 +4,9 @@ import type { LogLevel } from '../config/load';
 
 /**
  * Paths that may carry secrets. Request bodies are never logged (they carry tokens), nor is the
- * raw body a JSON parse error keeps (`err.body`), nor a Redis command's arguments. Headers are
- * reduced to a short allow-list by the request serializer in http/middleware/request-log.ts; the
- * header paths here are the second line of defence.
+ * raw body a JSON parse error keeps (`err.body`), nor a Redis command's arguments. The request
+ * line (http/middleware/request-lifecycle.ts) logs no headers but the user agent; the header
+ * paths here are the second line of defence.
  */
 export const REDACT_PATHS = [
   'req.headers.authorization',

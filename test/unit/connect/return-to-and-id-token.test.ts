@@ -1,6 +1,6 @@
 import { idTokenSubject } from '../../../src/connect/id-token';
 import { isAllowedReturnTo, withOutcome } from '../../../src/connect/return-to';
-import { loggableUrl } from '../../../src/http/middleware/request-log';
+import { loggableUrl } from '../../../src/http/middleware/request-lifecycle';
 
 const ALLOWED = ['https://app.example.com/integrations', 'http://localhost:3000/'];
 
