@@ -3,7 +3,7 @@ import type { Clock } from '../clock';
 import { isAppProvider, type OAuth1ProviderConfig, type ProviderConfig } from '../config/schema';
 import { InvalidRequestError, NotFoundError, PreconditionFailedError, ProviderError, ProviderUnavailableError, ReauthRequiredError, UnavailableError } from '../errors';
 import { newEventId, type EventBus } from '../events/event-bus';
-import type { AuditLog } from '../observability/logger';
+import type { AuditEntry, AuditLog } from '../observability/logger';
 import { oauth1Client } from '../providers/oauth1/oauth1-client';
 import { signRequest, type OAuth1Request, type OAuth1Signature } from '../providers/oauth1/signature';
 import type { Metrics } from '../observability/metrics';
@@ -109,7 +109,9 @@ export class CredentialService {
       throw reauthRequired(providerId);
     }
     const credential = await sealed.open(stored);
-    const { blob: _sealed, ...meta } = stored;
+    // The record is its metadata plus the sealed blob, handed on typed as metadata only (a copy
+    // without the blob would cost every GET an object rest copy).
+    const meta: CredentialMeta = stored;
     if (credential.type === 'oauth1' || !needsRefresh(credential, minTtlSeconds, clock.now())) {
       this.done('reveal', actor, user, providerId, 'ok', stored.version);
       return { meta, credential, stale: false };
@@ -291,15 +293,9 @@ export class CredentialService {
     version?: number,
   ): void {
     this.deps.metrics.credentialOperations.inc({ operation, provider, outcome });
-    this.deps.audit.record({
-      action: `credential.${operation}`,
-      caller: actor.caller,
-      user,
-      provider,
-      outcome,
-      request_id: actor.requestId,
-      ...(version === undefined ? {} : { version }),
-    });
+    const entry: AuditEntry = { action: `credential.${operation}`, caller: actor.caller, user, provider, outcome, request_id: actor.requestId };
+    if (version !== undefined) entry.version = version;
+    this.deps.audit.record(entry);
   }
 }
 

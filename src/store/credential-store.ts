@@ -167,7 +167,11 @@ export class CredentialStore {
     const hash = await withStoreErrors(() => this.redis.hgetallBuffer(this.keys.credential(user, provider)));
     if (!hash.blob || !hash.version) return null;
     const text = (name: string) => hash[name]?.toString('utf8') ?? null;
-    return { ...parseMeta(user, provider, META_FIELDS.map(text)), blob: hash.blob };
+    // The blob is added to the parsed metadata, not spread with it: this runs on every GET, and a
+    // spread copies property by property on a slow path.
+    const stored = parseMeta(user, provider, META_FIELDS.map(text)) as StoredCredential;
+    stored.blob = hash.blob;
+    return stored;
   }
 
   /** Clear metadata of one credential; no decryption. */
