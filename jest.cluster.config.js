@@ -40,8 +40,4 @@ module.exports = {
     '<rootDir>/test/integration/security/no-secrets-at-rest-or-in-logs.test.ts',
   ],
   testPathIgnorePatterns: ['/node_modules/'],
-  // One test of rotation-replicas follows the rewrap job's SCAN cursor with MONITOR on the one
-  // Redis; on a cluster the cursor is one per master: test/integration/cluster/cluster.test.ts
-  // resumes a job from those.
-  testNamePattern: '^(?!.*replica killed mid-rewrap)',
 };

@@ -129,6 +129,14 @@ export class RedisCluster implements RedisTarget {
     return redis;
   }
 
+  /**
+   * A plain connection to each master (every node: the cluster has no replicas), by `host:port`
+   * as the cluster announces it, which is how a rewrap job's cursor names it (store/topology.ts).
+   */
+  masterClients(): Map<string, Redis> {
+    return new Map(this.ports.map((port) => [`127.0.0.1:${port}`, this.nodeClient(port)]));
+  }
+
   /** Every node's id by port (CLUSTER MYID). */
   async nodeIds(): Promise<Map<number, string>> {
     return new Map(await Promise.all(this.ports.map(async (port) => [port, await this.onNode(port, (redis) => redis.cluster('MYID') as Promise<string>)] as const)));

@@ -28,9 +28,9 @@ export interface RedisTarget {
  *
  * With TV_REDIS=cluster (npm run test:cluster), start() hands out a three-master Redis Cluster
  * behind the same interface instead: `url` names one of its nodes (the vault takes a url that
- * answers as a cluster node as the cluster's seed), `client()` spans every master, `dir` holds
- * every node's data. Killing and restarting it are not supported: the cluster run leaves out the
- * test files that do (jest.cluster.config.js).
+ * answers as a cluster node as the cluster's seed), `client()` spans every master,
+ * `masterClients()` connects to each one, `dir` holds every node's data. Killing and restarting
+ * it are not supported: the cluster run leaves out the test files that do (jest.cluster.config.js).
  */
 export class RedisServer implements RedisTarget {
   readonly kind: RedisTarget['kind'] = 'single';
@@ -70,6 +70,14 @@ export class RedisServer implements RedisTarget {
   /** A plain client for inspecting what the vault wrote. */
   client(): Redis {
     return new Redis(this.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+  }
+
+  /**
+   * A plain connection to each master, by `host:port`, for what sees one node only (MONITOR):
+   * here the one server; on the cluster target, each of its masters.
+   */
+  masterClients(): Map<string, Redis> {
+    return new Map([[`127.0.0.1:${this.port}`, this.client()]]);
   }
 
   /** SIGKILL: the server dies without a chance to do anything. */
@@ -119,6 +127,10 @@ class ClusterAsServer extends RedisServer {
 
   override client(): Redis {
     return this.cluster.client();
+  }
+
+  override masterClients(): Map<string, Redis> {
+    return this.cluster.masterClients();
   }
 
   override async kill(): Promise<void> {

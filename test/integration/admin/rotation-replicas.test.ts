@@ -484,6 +484,17 @@ test('replica killed mid-rewrap: after the 30 s lease ends the other replica res
     return (res.body as { job: JobView }).job;
   };
 
+  // One plain connection to each master: MONITOR sees one node, and on a cluster the job keeps a
+  // SCAN cursor per master.
+  const masters = redis.masterClients();
+  connections.push(...masters.values());
+  // The job's cursor as each master's SCAN cursor (store/topology.ts walkStep): on a cluster,
+  // JSON naming each master's, null once it is walked through; on one Redis, the cursor itself.
+  const cursorsOf = (cursor: string): Map<string, string | null> =>
+    redis.kind === 'cluster'
+      ? new Map(Object.entries((JSON.parse(cursor) as { nodes: Record<string, string | null> }).nodes))
+      : new Map([[[...masters.keys()][0]!, cursor]]);
+
   const underway = await waitUntil(async () => {
     const view = await progress(a);
     return view.done > 0 ? view : undefined;
@@ -491,6 +502,14 @@ test('replica killed mid-rewrap: after the 30 s lease ends the other replica res
   expect(underway.state).toBe('running');
   const [owner] = await inspect.hmget(jobKey, 'owner');
   expect(owner?.split(':')[1]).toBe(String(a.vault.pid)); // A runs it
+  if (redis.kind === 'cluster') {
+    // Masters are walked one after the other: A is killed once it has walked through one and
+    // begun the next, so B has a master to skip and one to go on with from A's cursor.
+    await waitUntil(async () => {
+      const cursors = [...cursorsOf((await inspect.hget(jobKey, 'cursor'))!).values()];
+      return cursors.includes(null) && cursors.some((cursor) => cursor !== null && cursor !== '0');
+    }, 15_000, 'A to walk through one master and begin the next');
+  }
 
   await a.vault.kill();
   const killedAt = Date.now();
@@ -505,17 +524,21 @@ test('replica killed mid-rewrap: after the 30 s lease ends the other replica res
   }
   expect(atKill.state).toBe('running');
   expect(Number(atKill.done)).toBeLessThan(RECORDS);
-  expect(atKill.cursor).not.toBe('0');
+  const reached = cursorsOf(atKill.cursor!);
+  expect([...reached.keys()].sort()).toEqual([...masters.keys()].sort());
+  expect([...reached.values()].filter((cursor) => cursor !== '0')).not.toEqual([]); // A got somewhere
   const leaseUntil = Number(atKill.lease_until);
-  // From here on every SCAN of the credential records is B's: record their cursors (MONITOR).
-  const monitored = redis.client();
-  connections.push(monitored);
-  const monitor = await monitored.monitor();
-  connections.push(monitor);
-  const scans: string[] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args[0]?.toLowerCase() === 'scan' && args.includes(sc.keys.sealedPattern())) scans.push(args[1]!);
-  });
+  // From here on every SCAN of the credential records is B's: record their cursors on each master (MONITOR).
+  const scans = new Map<string, string[]>();
+  for (const [master, client] of masters) {
+    const monitor = await client.monitor();
+    connections.push(monitor);
+    const cursors: string[] = [];
+    scans.set(master, cursors);
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'scan' && args.includes(sc.keys.sealedPattern())) cursors.push(args[1]!);
+    });
+  }
 
   // B's watch (every 5 s) takes the job over once A's lease has lapsed, and finishes it.
   const resumed = await waitForMore(b, (line) => line.msg === 'resuming a rewrap job whose replica stopped', 0, 45_000, 'B to resume the job');
@@ -528,9 +551,13 @@ test('replica killed mid-rewrap: after the 30 s lease ends the other replica res
     return view.state !== 'running' ? view : undefined;
   }, 20_000, 'the job to finish on B', 200);
   const doneAfterKill = Date.now() - killedAt;
-  // B went on from the cursor A persisted, not from the start of the keyspace.
-  expect(scans[0]).toBe(atKill.cursor);
-  expect(scans.slice(1)).not.toContain('0');
+  // B went on from the cursor A persisted on each master, not from the start of the keyspace: its
+  // first SCAN there is A's cursor and none goes back to 0; a master A had walked through
+  // (cursor null) gets none.
+  const resumedFrom = (cursors: string[]) => ({ from: cursors[0] ?? null, restarted: cursors.slice(1).includes('0') });
+  expect(new Map([...scans].map(([master, cursors]) => [master, resumedFrom(cursors)]))).toEqual(
+    new Map([...reached].map(([master, cursor]) => [master, { from: cursor, restarted: false }])),
+  );
 
   expect(finished).toMatchObject({ state: 'done', failed: 0, total: RECORDS });
   expect(finished.done).toBeGreaterThanOrEqual(Number(atKill.done));
