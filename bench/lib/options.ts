@@ -79,9 +79,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, defaultOut:
     scale: Math.round(number('scale', 'BENCH_SCALE', 1_000_000, 100_000)),
     credentials: Math.round(number('credentials', 'BENCH_CREDENTIALS', 100_000, 20_000)),
     bytesCount: Math.round(number('bytes', null, 20_000, 5_000)),
-    duration: number('duration', null, 10, 5),
+    // Many short rounds rather than a few long ones: on a shared machine the load drifts, and
+    // the median of the per-round ratios shrugs off a round that met a burst.
+    duration: number('duration', null, 5, 4),
     warmup: number('warmup', null, 2, 1),
-    rounds: Math.round(number('rounds', null, 3, 2)),
+    rounds: Math.round(number('rounds', null, 7, 3)),
     connections: Math.round(number('connections', null, 32, 32)),
     users: Math.round(number('users', null, 1000, 1000)),
     starts: Math.round(number('starts', null, 5, 3)),
