@@ -42,6 +42,8 @@ const SCRIPTS = {
   retryDelivery: { file: 'retry-delivery.lua', keys: 4 },
   claimDevicePolls: { file: 'claim-device-polls.lua', keys: 1 },
   timeAt: { file: 'time-at.lua', keys: 1 },
+  // One key per list: numberOfKeys is given with each call.
+  listLengths: { file: 'list-lengths.lua', keys: null },
 } as const;
 
 /** First element of a script's reply. 0 means "absent" (put, delete) or "held by another" (acquire-lease). */
@@ -77,6 +79,8 @@ declare module 'ioredis' {
     claimDevicePolls(...args: ScriptArg[]): Result<[number, ...string[]], Context>;
     /** timeAt(key): TIME of the master holding `key`. */
     timeAt(key: string): Result<[string, string], Context>;
+    /** listLengths(numberOfKeys, ...keys): LLEN of each. */
+    listLengths(...args: ScriptArg[]): Result<number[], Context>;
   }
 }
 

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DeliveryStore } from '../../store/delivery-store';
 import type { Keys } from '../../store/keys';
@@ -56,10 +57,14 @@ export class OutboxRelay {
 
   /** Looks at every outbox once and moves what it finds. */
   async sweep(): Promise<void> {
+    const { redis } = this.deps;
     const outboxes = this.deps.keys.allOutboxes();
-    // One LLEN per outbox, all sent at once: pipelined per Redis node (store/redis.ts). The
-    // outboxes are in different hash slots, which one explicit pipeline cannot span on a cluster.
-    const lengths = await withStoreErrors(() => Promise.all(outboxes.map((key) => this.deps.redis.llen(key))));
+    // On one Redis, one script call for all of them. On a cluster the outboxes are in different
+    // hash slots, which one script (or one explicit pipeline) cannot span: one LLEN each, sent
+    // at once.
+    const lengths = await withStoreErrors(() =>
+      redis instanceof Cluster ? Promise.all(outboxes.map((key) => redis.llen(key))) : redis.listLengths(outboxes.length, ...outboxes),
+    );
     const waiting = outboxes.filter((_, i) => (lengths[i] ?? 0) > 0);
     for (const key of waiting) await this.drain(key);
   }
