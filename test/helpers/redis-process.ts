@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import { freePort } from '../../src/dev/dev-mode';
+import { readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { freePort as ephemeralPort } from '../../src/dev/dev-mode';
 
 /**
  * One redis-server (or sentinel) process on a loopback port, started by the test harness:
@@ -68,6 +69,45 @@ export function answersPing(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
     });
   });
+}
+
+/**
+ * The first port of the kernel's ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range),
+ * from which it picks the local port of every outgoing connection and of every listen(0).
+ */
+function ephemeralRangeStart(): number | null {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Nothing listens on `port` (on any address) right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolveFree(true)));
+  });
+}
+
+/**
+ * A free port for a server a test starts (redis-server, a vault process), drawn at random below
+ * the kernel's ephemeral range. A port the kernel hands out with listen(0) is free only until the
+ * next connection on the machine takes it as its local port, and parallel test files open
+ * hundreds (a cluster client alone opens one per node): a vault started a moment later on such a
+ * port met EADDRINUSE. Below the range, only another test's explicit choice can take it. Where
+ * the range is unknown or starts low, the kernel's choice is used.
+ */
+export async function freePort(): Promise<number> {
+  const start = ephemeralRangeStart();
+  if (start === null || start < 12_000) return ephemeralPort();
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (start - 10_000));
+    if (await canListen(port)) return port;
+  }
 }
 
 /** `count` distinct free loopback ports. */

@@ -2,9 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../../src/dev/dev-mode';
 import { RedisCluster } from './redis-cluster';
-import { RedisProcess } from './redis-process';
+import { freePort, RedisProcess } from './redis-process';
 
 export { freePort };
 
