@@ -1,5 +1,7 @@
 import express, { type Express } from 'express';
+import type { RequestListener } from 'node:http';
 import type { Deps } from './deps';
+import { withHotRoute } from './http/hot-route';
 import { errorHandler, notFound } from './http/middleware/errors';
 import { requestLifecycle } from './http/middleware/request-lifecycle';
 import { registerRoutes } from './http/routes';
@@ -25,4 +27,14 @@ export function buildApp(deps: Deps, options: AppOptions = {}): Express {
   app.use(notFound());
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+/**
+ * What a listener serves: on the API surface, the hot route (GET /tokens/:user/:provider
+ * without express, http/hot-route.ts) in front of the express app; the public surface has no
+ * such route. Never listens either.
+ */
+export function buildHandler(deps: Deps, options: AppOptions = {}): RequestListener {
+  const app = buildApp(deps, options);
+  return options.surface === 'public' ? app : withHotRoute(deps, app);
 }

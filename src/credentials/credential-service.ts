@@ -31,6 +31,13 @@ export interface CredentialServiceDeps {
   logger: Logger;
 }
 
+/** What a reveal hands out; `stale`: a refresh failed for a transient reason and the old, still valid token is served. */
+export interface Revealed {
+  meta: CredentialMeta;
+  credential: Credential;
+  stale: boolean;
+}
+
 /** Why a credential is being deleted, and who asked (the token.revoked event says both). */
 type Removal = { reason: 'deleted' | 'provider_webhook'; actor: Actor };
 
@@ -94,7 +101,7 @@ export class CredentialService {
     providerId: string,
     minTtlSeconds = DEFAULT_MIN_TTL_SECONDS,
     provider?: ProviderConfig,
-  ): Promise<{ meta: CredentialMeta; credential: Credential; stale: boolean }> {
+  ): Promise<Revealed> {
     const { store, sealed, clock, refresher } = this.deps;
     const appToken = isAppProvider(provider);
     const isFresh = (_: unknown, current: OAuth2Credential) => !needsRefresh(current, minTtlSeconds, clock.now());
@@ -129,7 +136,7 @@ export class CredentialService {
   }
 
   /** The answer to a reveal that needed the refresher: the credential it left, or the error it ended with. */
-  private served(actor: Actor, user: string, providerId: string, outcome: RefreshOutcome, version?: number): { meta: CredentialMeta; credential: Credential; stale: boolean } {
+  private served(actor: Actor, user: string, providerId: string, outcome: RefreshOutcome, version?: number): Revealed {
     if (outcome.kind === 'refreshed' || outcome.kind === 'fresh') {
       this.done('reveal', actor, user, providerId, 'ok', outcome.meta.version);
       return { meta: outcome.meta, credential: outcome.credential, stale: false };

@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { buildApp } from '../app';
+import { buildHandler } from '../app';
 import type { Deps } from '../deps';
 
 /**
@@ -26,7 +26,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 export function createListeners(deps: Deps): Listener[] {
   const { host, port, publicPort, tls } = deps.config.server;
   const make = (surface: Listener['surface'], listenPort: number): Listener => {
-    const app = buildApp(deps, { surface });
+    const handler = buildHandler(deps, { surface });
     const askForCert = surface === 'all' && tls?.ca !== undefined;
     let server: HttpServer | HttpsServer;
     if (tls) {
@@ -38,7 +38,7 @@ export function createListeners(deps: Deps): Listener[] {
         // `ca` replaces the default trust store for client certificates: only this CA vouches for callers.
         ...(askForCert ? { ca: tls.ca, requestCert: true, rejectUnauthorized: tls.requireClientCert } : {}),
       };
-      server = createHttpsServer(options, app);
+      server = createHttpsServer(options, handler);
       // TLS 1.2 renegotiation could swap the client certificate on a connection after its
       // verification result was taken; a connection keeps the identity it was opened with.
       server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
@@ -48,7 +48,7 @@ export function createListeners(deps: Deps): Listener[] {
         deps.logger.debug({ code: err.code, remoteAddress: socket.remoteAddress, surface }, 'TLS handshake failed'),
       );
     } else {
-      server = createHttpServer(app);
+      server = createHttpServer(handler);
     }
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;

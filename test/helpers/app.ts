@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
-import { buildApp } from '../../src/app';
+import { buildHandler } from '../../src/app';
 import { resolveConfig, type LogLevel, type Mode } from '../../src/config/load';
 import { Keyring } from '../../src/crypto/keyring';
 import { createDeps, type Deps, type DepsOptions } from '../../src/deps';
@@ -159,7 +159,7 @@ export async function startVault(options: TestVaultOptions): Promise<TestVault> 
   }
   return {
     // Every response is checked against openapi.yaml (test/helpers/openapi-setup.ts fails the test).
-    app: checkedAgainstOpenApi(buildApp(deps)),
+    app: checkedAgainstOpenApi(buildHandler(deps)),
     deps,
     keys,
     keyringJson,

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import type { RequestListener } from 'node:http';
 import { join } from 'node:path';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import express, { type Express, type Request, type Response } from 'express';
 import { parse } from 'yaml';
+import { routeTemplate } from '../../src/http/middleware/request-lifecycle';
 import { openApiPath } from '../../src/http/openapi/document';
 
 /**
@@ -20,7 +22,7 @@ type JsonObject = { [key: string]: Json };
 
 export interface ObservedResponse {
   method: string;
-  /** The express route template (`req.route.path`), or undefined when no route matched. */
+  /** The route template (routeTemplate(): express's or the hot route's), or undefined when no route matched. */
   route: string | undefined;
   status: number;
   headers: Record<string, string | string[] | number | undefined>;
@@ -144,7 +146,7 @@ export function takeViolations(): string[] {
  * `app` behind a recorder that checks every response it sends against openapi.yaml. An outer
  * express app, so the vault's own app is exactly what production runs.
  */
-export function checkedAgainstOpenApi(app: Express, check: OpenApiContract = (contract ??= OpenApiContract.load())): Express {
+export function checkedAgainstOpenApi(app: RequestListener, check: OpenApiContract = (contract ??= OpenApiContract.load())): Express {
   const outer = express();
   outer.disable('x-powered-by');
   outer.use((req, res, next) => {
@@ -182,7 +184,7 @@ function record(req: Request, res: Response, done: (observed: ObservedResponse) 
   res.once('finish', () => {
     done({
       method: req.method,
-      route: typeof req.route?.path === 'string' ? req.route.path : undefined,
+      route: routeTemplate(req),
       status: res.statusCode,
       headers: res.getHeaders() as ObservedResponse['headers'],
       body: Buffer.concat(chunks),

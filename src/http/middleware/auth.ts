@@ -1,4 +1,5 @@
-import type { Request, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import { type Caller } from '../../auth/callers';
 import type { Scope } from '../../config/schema';
@@ -30,21 +31,26 @@ const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
  */
 export function authenticate(deps: Deps, scope: Scope | null): RequestHandler {
   return (req, _res, next) => {
-    const address = req.socket.remoteAddress ?? 'unknown';
-    const blockedFor = deps.authFailures.blockedFor(address);
-    if (blockedFor > 0) {
-      deps.metrics.authFailures.inc({ reason: 'rate_limited' });
-      throw new TooManyRequestsError('too many failed authentications from this address; retry later', blockedFor);
-    }
-    const header = req.get('authorization');
-    const caller = header === undefined ? byCertificate(deps, req, address) : byApiKey(deps, header, address);
-    if (scope !== null && !caller.scopes.has(scope)) {
-      deps.metrics.authFailures.inc({ reason: 'scope' });
-      throw new ForbiddenError(`caller "${caller.name}" lacks the ${scope} scope`);
-    }
-    req.caller = caller;
+    req.caller = identify(deps, req, scope);
     next();
   };
+}
+
+/** authenticate()'s check, for the hot route (http/hot-route.ts), which runs without express. */
+export function identify(deps: Deps, req: IncomingMessage, scope: Scope | null): Caller {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  const blockedFor = deps.authFailures.blockedFor(address);
+  if (blockedFor > 0) {
+    deps.metrics.authFailures.inc({ reason: 'rate_limited' });
+    throw new TooManyRequestsError('too many failed authentications from this address; retry later', blockedFor);
+  }
+  const header = req.headers.authorization;
+  const caller = header === undefined ? byCertificate(deps, req, address) : byApiKey(deps, header, address);
+  if (scope !== null && !caller.scopes.has(scope)) {
+    deps.metrics.authFailures.inc({ reason: 'scope' });
+    throw new ForbiddenError(`caller "${caller.name}" lacks the ${scope} scope`);
+  }
+  return caller;
 }
 
 function byApiKey(deps: Deps, header: string, address: string): Caller {
@@ -62,7 +68,7 @@ function byApiKey(deps: Deps, header: string, address: string): Caller {
   return caller;
 }
 
-function byCertificate(deps: Deps, req: Request, address: string): Caller {
+function byCertificate(deps: Deps, req: IncomingMessage, address: string): Caller {
   const socket = req.socket;
   // getPeerCertificate() answers {} when the client sent none (or none was asked for).
   const certificate = socket instanceof TLSSocket ? socket.getPeerCertificate() : undefined;

@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import {
   AppError,
@@ -8,6 +9,7 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '../../errors';
+import { sendJson } from '../json-response';
 
 /** Errors from express and body-parser, typed; everything unknown becomes `internal`. */
 function toAppError(err: unknown): AppError {
@@ -36,21 +38,25 @@ export function notFound(): RequestHandler {
   };
 }
 
-/**
- * Turns every error into the DESIGN §4 shape. Unexpected errors are logged once, with their
- * stack, and answered without details; 5xx AppErrors are logged with their cause.
- */
+/** Express's last middleware: every error a route or express itself throws, answered by sendError(). */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
-    const error = toAppError(err);
-    if (error instanceof InternalError) logger.error({ reqId: req.id, err }, 'unhandled error');
-    else if (error.status >= 500) logger.warn({ reqId: req.id, code: error.code, cause: describe(error.cause) }, error.message);
-    res
-      .status(error.status)
-      .set(error.headers)
-      .json({ error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) } });
+    sendError(logger, req, res, err);
   };
+}
+
+/**
+ * Turns an error into the DESIGN §4 shape, for express's routes and the hot route alike.
+ * Unexpected errors are logged once, with their stack, and answered without details; 5xx
+ * AppErrors are logged with their cause.
+ */
+export function sendError(logger: Logger, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  const error = toAppError(err);
+  if (error instanceof InternalError) logger.error({ reqId: req.id, err }, 'unhandled error');
+  else if (error.status >= 500) logger.warn({ reqId: req.id, code: error.code, cause: describe(error.cause) }, error.message);
+  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  sendJson(res, error.status, { error: { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) } });
 }
 
 function describe(cause: unknown): string | undefined {

@@ -28,9 +28,18 @@ export function requestId(req: IncomingMessage, res: ServerResponse): string {
 
 declare module 'node:http' {
   interface IncomingMessage {
-    /** The request id (requestId()), set by requestLifecycle() before any route runs. */
+    /** The request id (requestId()), set by beginRequest() before any route runs. */
     id: string;
+    /** The route template of a request the hot route (http/hot-route.ts) answers; express's requests carry theirs in req.route. */
+    hotRoute?: string;
   }
+}
+
+/** The template of the route that answered (`/tokens/:user/:provider`), never the path; undefined when none matched. */
+export function routeTemplate(req: IncomingMessage): string | undefined {
+  if (req.hotRoute !== undefined) return req.hotRoute;
+  const route: unknown = (req as IncomingMessage & { route?: { path?: unknown } }).route?.path;
+  return typeof route === 'string' ? route : undefined;
 }
 
 export interface LifecycleDeps {
@@ -40,19 +49,21 @@ export interface LifecycleDeps {
 }
 
 /**
- * What every request gets, in one middleware (each app-level layer costs the hot path a router
- * step and a listener): an id, the headers every answer carries, and one observation when the
- * response ends, from a single 'close' listener:
+ * What every request gets, on express's routes and on the hot route alike: an id, the headers
+ * every answer carries, and one observation when the response ends, from a single 'close'
+ * listener:
  *   - the latency histogram, by method, route template (never the path: it holds user ids) and
  *     status, for responses sent in full;
  *   - one log line with the method, path, address and user agent: never Authorization, cookies
  *     or a body, so it goes through a logger without redaction paths (pino's redaction costs
  *     more than the rest of the line). Probes log at debug; 5xx answers at error.
  */
-export function requestLifecycle({ logger, metrics, state }: LifecycleDeps): RequestHandler {
+export function requestObserver({ logger, metrics, state }: LifecycleDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const log = logger.child({}, { redact: [] });
-  return (req, res, next) => {
+  return (req, res) => {
     const started = performance.now();
+    // Before any routing: express may rewrite req.url on the way.
+    const url = req.url ?? '/';
     req.id = requestId(req, res);
     // Responses may carry credentials; nothing may cache them.
     res.setHeader('Cache-Control', 'no-store');
@@ -61,20 +72,27 @@ export function requestLifecycle({ logger, metrics, state }: LifecycleDeps): Req
     res.once('close', () => {
       const ms = performance.now() - started;
       const status = res.statusCode;
-      const route: unknown = req.route?.path;
-      const template = typeof route === 'string' ? route : 'unmatched';
+      const template = routeTemplate(req) ?? 'unmatched';
       // 'close' also ends a response the client walked away from: it is logged, not timed.
-      if (res.writableFinished) metrics.httpDuration.observe({ method: req.method, route: template, status: String(status) }, ms / 1000);
+      if (res.writableFinished) metrics.httpDuration.observe({ method: req.method as string, route: template, status: String(status) }, ms / 1000);
       const level = status >= 500 ? 'error' : PROBES.has(template) ? 'debug' : 'info';
       if (!log.isLevelEnabled(level)) return;
       const line = {
         reqId: req.id,
-        req: { method: req.method, url: loggableUrl(req.originalUrl), remoteAddress: req.socket.remoteAddress, userAgent: req.headers['user-agent'] },
+        req: { method: req.method, url: loggableUrl(url), remoteAddress: req.socket.remoteAddress, userAgent: req.headers['user-agent'] },
         res: { statusCode: status },
         responseTime: ms,
       };
       log[level](line, res.writableFinished ? 'request completed' : 'request aborted');
     });
+  };
+}
+
+/** requestObserver() as express's first middleware. */
+export function requestLifecycle(deps: LifecycleDeps): RequestHandler {
+  const observe = requestObserver(deps);
+  return (req, res, next) => {
+    observe(req, res);
     next();
   };
 }

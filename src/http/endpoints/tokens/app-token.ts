@@ -1,10 +1,8 @@
 import { APP_USER } from '../../../credentials/credential';
-import { tokenView } from '../../../credentials/views';
 import { endpoint } from '../../endpoint';
 import { providerParams, requireAppProvider } from '../../ids';
 import { failure, retryLater } from '../../openapi/common';
-import { etag } from '../../preconditions';
-import { getTokenQuery, tokenResponses } from './get-token';
+import { getTokenQuery, sendToken, tokenResponses } from './get-token';
 
 const notAppProvider = '`invalid_request`: bad input, or the provider is not a `client_credentials` provider.';
 
@@ -29,9 +27,7 @@ export const getAppToken = endpoint({
   },
   async handle({ deps, params, query, caller, actor, res }) {
     const provider = requireAppProvider(deps, caller, params.provider);
-    const { meta, credential, stale } = await deps.credentials.reveal(actor, APP_USER, params.provider, query.min_ttl, provider);
-    if (stale) res.set('Warning', '110 - "stale"');
-    res.set('ETag', etag(meta.version)).json(tokenView(meta, credential, provider, deps.clock.now()));
+    sendToken(res, provider, await deps.credentials.reveal(actor, APP_USER, params.provider, query.min_ttl, provider), deps.clock.now());
   },
 });
 

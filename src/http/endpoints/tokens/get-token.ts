@@ -1,7 +1,13 @@
+import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
+import type { Caller } from '../../../auth/callers';
+import type { ProviderConfig, Scope } from '../../../config/schema';
+import type { Actor, Revealed } from '../../../credentials/credential-service';
 import { tokenView, tokenViewSchema } from '../../../credentials/views';
+import type { Deps } from '../../../deps';
 import { endpoint } from '../../endpoint';
 import { credentialParams, requireProvider } from '../../ids';
+import { sendJson } from '../../json-response';
 import { failure, headers, json, retryLater } from '../../openapi/common';
 import { etag } from '../../preconditions';
 
@@ -23,6 +29,31 @@ export const tokenResponses = {
   503: retryLater('`provider_unavailable`: the provider is down, slow or rate-limiting and no valid token is left; or `unavailable`: Redis is unreachable.'),
 };
 
+export const TOKEN_READ_SCOPE: Scope = 'tokens:read';
+
+/**
+ * GET /tokens/:user/:provider once the caller is known and the input valid: the route below and
+ * the hot route (http/hot-route.ts), which serves it without express, both answer through this.
+ */
+export async function answerTokenRead(
+  deps: Deps,
+  caller: Caller,
+  actor: Actor,
+  params: z.output<typeof credentialParams>,
+  query: z.output<typeof getTokenQuery>,
+  res: ServerResponse,
+): Promise<void> {
+  const provider = requireProvider(deps, caller, params.provider);
+  sendToken(res, provider, await deps.credentials.reveal(actor, params.user, params.provider, query.min_ttl), deps.clock.now());
+}
+
+/** A token read's 200: the token view, its version as the ETag, and a Warning when it is served stale. */
+export function sendToken(res: ServerResponse, provider: ProviderConfig, { meta, credential, stale }: Revealed, now: number): void {
+  if (stale) res.setHeader('Warning', '110 - "stale"');
+  res.setHeader('ETag', etag(meta.version));
+  sendJson(res, 200, tokenView(meta, credential, provider, now));
+}
+
 export const getToken = endpoint({
   method: 'get',
   path: '/tokens/:user/:provider',
@@ -31,17 +62,12 @@ export const getToken = endpoint({
   description:
     'The token, refreshed first when it expires within min(`min_ttl`, half its lifetime), once for all concurrent callers on all replicas. ' +
     'A token served after a transient refresh failure carries `Warning: 110 - "stale"`.',
-  scope: 'tokens:read',
+  scope: TOKEN_READ_SCOPE,
   params: credentialParams,
   query: getTokenQuery,
   responses: {
     ...tokenResponses,
     404: failure('`not_found`: no credential, or the provider is not configured.'),
   },
-  async handle({ deps, params, query, caller, actor, res }) {
-    const provider = requireProvider(deps, caller, params.provider);
-    const { meta, credential, stale } = await deps.credentials.reveal(actor, params.user, params.provider, query.min_ttl);
-    if (stale) res.set('Warning', '110 - "stale"');
-    res.set('ETag', etag(meta.version)).json(tokenView(meta, credential, provider, deps.clock.now()));
-  },
+  handle: ({ deps, params, query, caller, actor, res }) => answerTokenRead(deps, caller, actor, params, query, res),
 });
