@@ -17,12 +17,13 @@ interface Target {
 }
 
 /**
- * GET /tokens/:user/:provider, the call every service makes, served without express: its
- * per-request machinery (prototype swaps, the router's layer walk, res.json) cost the vault more
- * CPU than the whole read (Redis, two AES-GCM opens, the audit line) — measured in
- * bench/get.ts, see README "Benchmarks". Everything the route does is shared with its express
- * registration, which stays in the route table and in openapi.yaml: the request observer (id,
- * headers, log line, histogram), identify(), the zod schemas, answerTokenRead() and sendError().
+ * GET /tokens/:user/:provider, the call every service makes, served without express: express's
+ * per-request machinery (prototype swaps, the router's layer walk, res.json) cost about as much
+ * CPU as everything the read itself does (the Redis read, two AES-GCM opens, the audit entry and
+ * request line), as bench/get.ts measures (README "Benchmarks"). Everything the route does is
+ * shared with its express registration, which stays in the route table and in openapi.yaml: the
+ * request observer (id, headers, log line, histogram), identify(), the zod schemas,
+ * answerTokenRead() and sendError().
  *
  * It takes a request only when express would route it to that endpoint: method GET, a path of
  * exactly `/tokens/<user>/<provider>` whose segments percent-decode. Everything else goes to
