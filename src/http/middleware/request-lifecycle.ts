@@ -28,7 +28,7 @@ export function requestId(req: IncomingMessage, res: ServerResponse): string {
 
 declare module 'node:http' {
   interface IncomingMessage {
-    /** The request id (requestId()), set by beginRequest() before any route runs. */
+    /** The request id (requestId()), set by requestObserver() before any route runs. */
     id: string;
     /** The route template of a request the hot route (http/hot-route.ts) answers; express's requests carry theirs in req.route. */
     hotRoute?: string;
