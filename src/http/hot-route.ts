@@ -57,7 +57,7 @@ async function serve(deps: Deps, req: IncomingMessage, res: ServerResponse, targ
 }
 
 /** The route's params and query, as express's router and its 'simple' query parser (node:querystring) would give them; null: not this route's. */
-export function hotTarget(url: string | undefined): Target | null {
+function hotTarget(url: string | undefined): Target | null {
   const match = url === undefined ? null : TOKEN_PATH.exec(url);
   if (!match) return null;
   const user = decodeSegment(match[1] as string);
